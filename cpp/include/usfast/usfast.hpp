@@ -1,0 +1,5 @@
+// usfast: everything public in one include.
+#pragma once
+#include "usfast/core.hpp"
+#include "usfast/bmode.hpp"
+#include "usfast/scan.hpp"

@@ -1,0 +1,140 @@
+// CPU launchers for B-mode formation: OpenMP over rows, omp-simd over columns, the per-pixel
+// math from kernels/bmode.cuh.
+#include "kernels/bmode.cuh"
+
+#include "src/bmode_launch.hpp"
+#include "src/cpu/parallel.hpp"
+
+namespace usfast {
+namespace cpu {
+
+namespace {
+inline const k::cf32* as_k(const cfloat* p) { return reinterpret_cast<const k::cf32*>(p); }
+inline k::cf32* as_k(cfloat* p) { return reinterpret_cast<k::cf32*>(p); }
+}  // namespace
+
+template <class T>
+void fir_axial(Image<const T> x, Image<float> y, const float* h, int ntaps) {
+  const int R = (int)x.rows, C = (int)x.cols;
+  parallel_rows(y.frames, y.rows, [&](int64_t f, int64_t r) {
+    const T* xf = x.data + f * x.frame_stride;
+    float* yr = &y.at(f, r, 0);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) yr[c] = k::fir_axial_px(xf, x.row_stride, R, (int)r, c, h, ntaps);
+  });
+}
+
+template <class T>
+void tgc(Image<const T> x, Image<float> y, const float* gain) {
+  const int64_t C = x.cols;
+  parallel_rows(y.frames, y.rows, [&](int64_t f, int64_t r) {
+    const T* xr = &x.at(f, r, 0);
+    float* yr = &y.at(f, r, 0);
+    const float g = gain[r];
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) yr[c] = k::tgc_px(xr[c], g);
+  });
+}
+
+template <class T>
+void demodulate(Image<const T> rf, Image<cfloat> iq, const float* h, int ntaps, int dec,
+                const cfloat* mixer) {
+  const int R = (int)rf.rows, C = (int)rf.cols;
+  parallel_rows(iq.frames, iq.rows, [&](int64_t f, int64_t m) {
+    const T* xf = rf.data + f * rf.frame_stride;
+    k::cf32* yr = as_k(&iq.at(f, m, 0));
+#pragma omp simd
+    for (int c = 0; c < C; ++c)
+      yr[c] = k::demod_px(xf, rf.row_stride, R, (int)m, c, h, ntaps, dec, as_k(mixer));
+  });
+}
+
+template <class T, class O>
+void bmode(Image<const T> rf, Image<O> out, const float* h, int ntaps, int dec,
+           const cfloat* mixer, const float* inv_ref, float gain_db, float dr_db) {
+  const int R = (int)rf.rows, C = (int)rf.cols;
+  parallel_rows(out.frames, out.rows, [&](int64_t f, int64_t m) {
+    const T* xf = rf.data + f * rf.frame_stride;
+    O* yr = &out.at(f, m, 0);
+    const float ir = inv_ref[f];
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const float env =
+          k::magnitude(k::demod_px(xf, rf.row_stride, R, (int)m, c, h, ntaps, dec, as_k(mixer)));
+      k::store_display(&yr[c], k::log_compress_px(env, ir, gain_db, dr_db));
+    }
+  });
+}
+
+template <class T>
+void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps) {
+  const int R = (int)rf.rows, C = (int)rf.cols;
+  parallel_rows(env.frames, env.rows, [&](int64_t f, int64_t r) {
+    const T* xf = rf.data + f * rf.frame_stride;
+    float* yr = &env.at(f, r, 0);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) yr[c] = k::hilbert_env_px(xf, rf.row_stride, R, (int)r, c, h, ntaps);
+  });
+}
+
+void envelope_iq(Image<const cfloat> iq, Image<float> env) {
+  const int64_t C = iq.cols;
+  parallel_rows(env.frames, env.rows, [&](int64_t f, int64_t r) {
+    const k::cf32* xr = as_k(&iq.at(f, r, 0));
+    float* yr = &env.at(f, r, 0);
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) yr[c] = k::magnitude(xr[c]);
+  });
+}
+
+template <class T>
+struct kernel_type { using type = T; };
+template <>
+struct kernel_type<cfloat> { using type = k::cf32; };
+
+template <class T, class O>
+void log_compress(Image<const T> x, Image<O> out, const float* inv_ref, float gain_db, float dr_db) {
+  using KT = typename kernel_type<T>::type;
+  const int64_t C = x.cols;
+  parallel_rows(out.frames, out.rows, [&](int64_t f, int64_t r) {
+    const KT* xr = reinterpret_cast<const KT*>(&x.at(f, r, 0));
+    O* yr = &out.at(f, r, 0);
+    const float ir = inv_ref[f];
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c)
+      k::store_display(&yr[c], k::log_compress_px(k::magnitude(xr[c]), ir, gain_db, dr_db));
+  });
+}
+
+void persistence(Image<const float> x, Image<float> y, const float* init, int64_t irs, float alpha) {
+  const int64_t C = x.cols;
+  parallel_rows(1, x.rows, [&](int64_t, int64_t r) {
+    for (int64_t f = 0; f < x.frames; ++f) {
+      const float* xr = &x.at(f, r, 0);
+      const float* pr = f > 0 ? &y.at(f - 1, r, 0) : (init ? init + r * irs : xr);
+      float* yr = &y.at(f, r, 0);
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = k::persistence_step(pr[c], xr[c], alpha);
+    }
+  });
+}
+
+#define USFAST_INST_T(T)                                                                       \
+  template void fir_axial<T>(Image<const T>, Image<float>, const float*, int);                 \
+  template void tgc<T>(Image<const T>, Image<float>, const float*);                            \
+  template void demodulate<T>(Image<const T>, Image<cfloat>, const float*, int, int, const cfloat*); \
+  template void envelope_rf<T>(Image<const T>, Image<float>, const float*, int);               \
+  template void bmode<T, float>(Image<const T>, Image<float>, const float*, int, int,          \
+                                const cfloat*, const float*, float, float);                    \
+  template void bmode<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int, int,      \
+                                  const cfloat*, const float*, float, float);
+USFAST_INST_T(float)
+USFAST_INST_T(int16_t)
+#undef USFAST_INST_T
+template void log_compress<float, float>(Image<const float>, Image<float>, const float*, float, float);
+template void log_compress<float, uint8_t>(Image<const float>, Image<uint8_t>, const float*, float, float);
+template void log_compress<cfloat, float>(Image<const cfloat>, Image<float>, const float*, float, float);
+template void log_compress<cfloat, uint8_t>(Image<const cfloat>, Image<uint8_t>, const float*, float, float);
+
+}  // namespace cpu
+}  // namespace usfast
