@@ -168,6 +168,8 @@ class NeedleTracker:
     q_angle_deg, q_offset_mm: axis random walk, per square root of a second.
     q_accel_mm_s2: tip white-acceleration density (mm/s^2 per square root of Hz).
     init_speed_sigma_mm_s: prior uncertainty of the tip velocity of a new track.
+    tip_miss_inflation: factor on the tip covariance when a tip detection along an accepted
+        axis is gated out (so a sudden start, stop or withdrawal is followed within frames).
     min_confidence: detections below it are ignored.
     coast_decay: factor applied to the reported confidence per coasting frame.
     detector: callable ``detector(image, geometry=...) -> NeedleEstimate`` used by
@@ -179,7 +181,7 @@ class NeedleTracker:
                  acquire_frames=2, reset_after=6, tip_reset_after=4, frame_interval_s=0.05,
                  meas_sigma_angle_deg=1.0, meas_sigma_offset_mm=0.2, meas_sigma_tip_mm=0.5,
                  q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=5.0,
-                 init_speed_sigma_mm_s=10.0, min_confidence=0.05, coast_decay=0.85,
+                 init_speed_sigma_mm_s=10.0, tip_miss_inflation=1.5, min_confidence=0.05, coast_decay=0.85,
                  candidate_angle_tol_deg=5.0, candidate_offset_tol_mm=2.0,
                  candidate_tip_tol_mm=2.5, detector=None, detector_kwargs=None):
         f = "NeedleTracker"
@@ -225,6 +227,9 @@ class NeedleTracker:
         self._q_rho = pos("q_offset_mm", q_offset_mm) ** 2
         self._q_acc = pos("q_accel_mm_s2", q_accel_mm_s2) ** 2
         self._v0 = pos("init_speed_sigma_mm_s", init_speed_sigma_mm_s) ** 2
+        self._tip_inflate = float(tip_miss_inflation)
+        if not (1.0 <= self._tip_inflate <= 100.0):
+            raise fail(f, "tip_miss_inflation", "a factor in [1, 100]", tip_miss_inflation)
         mc = float(min_confidence)
         if not (0.0 <= mc < 1.0):
             raise fail(f, "min_confidence", "a value in [0, 1)", min_confidence)
@@ -501,7 +506,11 @@ class NeedleTracker:
             self._pt = [max(d - k0 * d, 1e-12), e - k0 * e, max(f_ - k1 * e, 1e-12)]
             self._tip_cands = []
             return True
-        # a tip far from the prediction along an accepted axis: reset it if that persists
+        # a tip far from the prediction along an accepted axis: either an outlier or a
+        # manoeuvre (start, stop, withdrawal) the model lags behind. Widen the tip's
+        # uncertainty so a manoeuvre is followed, and reset the tip if the jump persists.
+        g = self._tip_inflate
+        self._pt = [d * g, e * g, f_ * g]
         tc = self._tip_cands
         if tc and abs(sm - tc[-1][0]) > self._cand_tip:
             tc.clear()
@@ -628,7 +637,9 @@ class NeedleTracker:
         tip = (qx + s * ux, qz + s * uz)
         entry = (qx + t_entry * ux, qz + t_entry * uz)
         visible = min(self._length, s - t_entry) if self._length > 0 else s - t_entry
-        px = self.geometry.mm_to_px(np.array([tip, entry]))
+        (dz, dx), (z0, x0) = self.geometry.spacing_mm, self.geometry.origin_mm
+        tip_px = ((tip[0] - x0) / dx, (tip[1] - z0) / dz)
+        entry_px = ((entry[0] - x0) / dx, (entry[1] - z0) / dz)
         conf = self._conf
         status = "tracking"
         if not accepted:
@@ -636,14 +647,13 @@ class NeedleTracker:
             conf *= self.coast_decay ** self._frames_since
         vals = (tip[0], tip[1], entry[0], entry[1], ux, uz, self._v, visible, conf,
                 self._pa[0], self._pt[0])
-        if not all(math.isfinite(v) for v in vals) or not np.all(np.isfinite(px)):
+        if not all(math.isfinite(v) for v in vals + tip_px + entry_px):
             # cannot happen with finite input; never hand out NaN
             self.reset()
             self._t = t
             return NeedleState(found=False, status="lost", t=t)
         return NeedleState(
-            found=True, tip_px=(px[0, 0], px[0, 1]), tip_mm=tip,
-            entry_px=(px[1, 0], px[1, 1]), entry_mm=entry,
+            found=True, tip_px=tip_px, tip_mm=tip, entry_px=entry_px, entry_mm=entry,
             angle_deg=math.degrees(math.atan2(uz, abs(ux))), direction=(ux, uz),
             visible_length_mm=max(visible, 0.0), confidence=min(max(conf, 0.0), 1.0),
             status=status, velocity_mm_s=self._v, frames_since_detection=self._frames_since,
