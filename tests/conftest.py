@@ -43,8 +43,9 @@ def assert_matches(op, actual, expected, **override):
     """Compare a backend's output with the reference using the tolerance table."""
     tol = tolerances.get(op)
     tol.update(override)
-    np.testing.assert_allclose(to_numpy(actual).astype(np.float64),
-                               to_numpy(expected).astype(np.float64), **tol)
+    a, e = to_numpy(actual), to_numpy(expected)
+    wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(e) else np.float64
+    np.testing.assert_allclose(a.astype(wide), e.astype(wide), **tol)
 
 
 def poisoned(shape, dtype, xp=np):

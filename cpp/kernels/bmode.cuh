@@ -10,55 +10,63 @@
 namespace usfast {
 namespace k {
 
-// Zero-phase FIR along depth: y[r] = sum_k h[k] x[r + d - k], d = (ntaps - 1) / 2.
+// Taps k0..k1 of an FIR centred at sample n (delay d = (ntaps-1)/2) whose input sample
+// n + d - k lies inside [0, R).
+USFAST_HD void tap_range(int n, int ntaps, int R, int& k0, int& k1) {
+  const int d = (ntaps - 1) / 2;
+  k0 = n + d - (R - 1);
+  if (k0 < 0) k0 = 0;
+  k1 = n + d;
+  if (k1 > ntaps - 1) k1 = ntaps - 1;
+}
+
+// One tap of a real FIR: acc += h * x.
+USFAST_HD void fir_acc(float& acc, float h, float x) { acc += h * x; }
+
+// One tap of the demodulator: acc += (h * x) * mixer, with mixer = 2 g[n] exp(-i 2 pi f0 n/fs)
+// (TGC gain g folded in; the factor 2 restores the amplitude of the discarded negative band).
+USFAST_HD void demod_acc(cf32& acc, float hx, cf32 mix) {
+  acc.re += hx * mix.re;
+  acc.im += hx * mix.im;
+}
+
+// Zero-phase FIR along depth at (r, c): y[r] = sum_k h[k] x[r + d - k], d = (ntaps - 1) / 2.
 template <class T>
 USFAST_HD float fir_axial_px(const T* x, usf_i64 rs, int R, int r, int c, const float* h, int ntaps) {
+  int k0, k1;
+  tap_range(r, ntaps, R, k0, k1);
   const int d = (ntaps - 1) / 2;
-  int k0 = r + d - (R - 1);  // first tap whose sample index is < R
-  if (k0 < 0) k0 = 0;
-  int k1 = r + d;            // last tap whose sample index is >= 0
-  if (k1 > ntaps - 1) k1 = ntaps - 1;
   float acc = 0.f;
-  for (int k = k0; k <= k1; ++k) acc += h[k] * to_float(x[(usf_i64)(r + d - k) * rs + c]);
+  for (int k = k0; k <= k1; ++k) fir_acc(acc, h[k], to_float(x[(usf_i64)(r + d - k) * rs + c]));
   return acc;
 }
 
 // Quadrature demodulation with a linear-phase low-pass, evaluated only at the decimated
-// output m (input sample n0 = m * dec):
-//   iq[m] = sum_k h[k] * mixg[n] * x[n],  n = n0 + d - k,
-// where mixg[n] = 2 * g[n] * exp(-i 2 pi f0 n / fs) folds the TGC gain g and the mixer into one
-// table (the factor 2 restores the amplitude lost to the discarded negative band).
+// output m (input sample n0 = m * dec): iq[m] = sum_k h[k] * mixer[n] * x[n], n = n0 + d - k.
 template <class T>
 USFAST_HD cf32 demod_px(const T* x, usf_i64 rs, int R, int m, int c, const float* h, int ntaps,
                         int dec, const cf32* mixg) {
   const int d = (ntaps - 1) / 2;
   const int n0 = m * dec;
-  int k0 = n0 + d - (R - 1);
-  if (k0 < 0) k0 = 0;
-  int k1 = n0 + d;
-  if (k1 > ntaps - 1) k1 = ntaps - 1;
-  float re = 0.f, im = 0.f;
+  int k0, k1;
+  tap_range(n0, ntaps, R, k0, k1);
+  cf32 acc;
+  acc.re = 0.f;
+  acc.im = 0.f;
   for (int k = k0; k <= k1; ++k) {
     const int n = n0 + d - k;
-    const float v = h[k] * to_float(x[(usf_i64)n * rs + c]);
-    re += v * mixg[n].re;
-    im += v * mixg[n].im;
+    demod_acc(acc, h[k] * to_float(x[(usf_i64)n * rs + c]), mixg[n]);
   }
-  cf32 o;
-  o.re = re;
-  o.im = im;
-  return o;
+  return acc;
 }
 
 // Envelope of real RF through an FIR Hilbert transformer (antisymmetric, odd length, centre
-// tap at d = (ntaps-1)/2, delay compensated): env = sqrt(x^2 + H{x}^2). Row gain g applies to
-// both parts (TGC fused).
+// tap at d = (ntaps-1)/2, delay compensated): env = sqrt(x^2 + H{x}^2).
+USFAST_HD float analytic_mag(float i, float q) { return fsqrt(i * i + q * q); }
 template <class T>
 USFAST_HD float hilbert_env_px(const T* x, usf_i64 rs, int R, int r, int c, const float* h,
                                int ntaps) {
-  const float q = fir_axial_px(x, rs, R, r, c, h, ntaps);
-  const float i = to_float(x[(usf_i64)r * rs + c]);
-  return fsqrt(i * i + q * q);
+  return analytic_mag(to_float(x[(usf_i64)r * rs + c]), fir_axial_px(x, rs, R, r, c, h, ntaps));
 }
 
 USFAST_HD float magnitude(float v) { return fabs_(v); }

@@ -11,8 +11,11 @@ from .estimate import NeedleEstimate
 __all__ = ["__version__", "InputError", "BackendUnavailable", "CudaError", "ImageGeometry",
            "ProbeGeometry", "NeedleEstimate"]
 
-from .bmode import bandpass, bmode, demodulate, envelope, log_compress, persistence, tgc
+from .bmode import bandpass, bmode, demodulate, envelope, log_compress, persistence, tgc, tgc_gain
 from ._info import build_info
 
-__all__ += ["bandpass", "bmode", "demodulate", "envelope", "log_compress", "persistence", "tgc",
+__all__ += ["bandpass", "bmode", "demodulate", "envelope", "log_compress", "persistence", "tgc", "tgc_gain",
             "build_info"]
+from .scan import ScanConverter
+
+__all__ += ["ScanConverter"]

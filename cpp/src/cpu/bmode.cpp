@@ -5,22 +5,66 @@
 #include "src/bmode_launch.hpp"
 #include "src/cpu/parallel.hpp"
 
+#include <vector>
+
 namespace usfast {
 namespace cpu {
 
 namespace {
 inline const k::cf32* as_k(const cfloat* p) { return reinterpret_cast<const k::cf32*>(p); }
 inline k::cf32* as_k(cfloat* p) { return reinterpret_cast<k::cf32*>(p); }
+
+// Per-thread scratch rows, grown once and reused: no allocation per frame.
+inline float* scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if ((int64_t)buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// The FIR filters run taps-outside, columns-inside: each tap is one contiguous, vectorised
+// pass over a row of the input, accumulating with the kernel's own per-tap functions.
+template <class T>
+void fir_row(const T* xf, int64_t rs, int R, int n, int C, const float* h, int ntaps, float* acc) {
+  int k0, k1;
+  k::tap_range(n, ntaps, R, k0, k1);
+  const int d = (ntaps - 1) / 2;
+  for (int c = 0; c < C; ++c) acc[c] = 0.f;
+  for (int k = k0; k <= k1; ++k) {
+    const T* xr = xf + (int64_t)(n + d - k) * rs;
+    const float hk = h[k];
+#pragma omp simd
+    for (int c = 0; c < C; ++c) k::fir_acc(acc[c], hk, k::to_float(xr[c]));
+  }
+}
+
+template <class T>
+void demod_row(const T* xf, int64_t rs, int R, int n0, int C, const float* h, int ntaps,
+               const k::cf32* mix, float* re, float* im) {
+  int k0, k1;
+  k::tap_range(n0, ntaps, R, k0, k1);
+  const int d = (ntaps - 1) / 2;
+  for (int c = 0; c < C; ++c) re[c] = im[c] = 0.f;
+  for (int k = k0; k <= k1; ++k) {
+    const int n = n0 + d - k;
+    const T* xr = xf + (int64_t)n * rs;
+    const float hk = h[k];
+    const k::cf32 m = mix[n];
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      k::cf32 a{re[c], im[c]};
+      k::demod_acc(a, hk * k::to_float(xr[c]), m);
+      re[c] = a.re;
+      im[c] = a.im;
+    }
+  }
+}
 }  // namespace
 
 template <class T>
 void fir_axial(Image<const T> x, Image<float> y, const float* h, int ntaps) {
   const int R = (int)x.rows, C = (int)x.cols;
   parallel_rows(y.frames, y.rows, [&](int64_t f, int64_t r) {
-    const T* xf = x.data + f * x.frame_stride;
-    float* yr = &y.at(f, r, 0);
-#pragma omp simd
-    for (int c = 0; c < C; ++c) yr[c] = k::fir_axial_px(xf, x.row_stride, R, (int)r, c, h, ntaps);
+    fir_row(x.data + f * x.frame_stride, x.row_stride, R, (int)r, C, h, ntaps, &y.at(f, r, 0));
   });
 }
 
@@ -41,11 +85,12 @@ void demodulate(Image<const T> rf, Image<cfloat> iq, const float* h, int ntaps, 
                 const cfloat* mixer) {
   const int R = (int)rf.rows, C = (int)rf.cols;
   parallel_rows(iq.frames, iq.rows, [&](int64_t f, int64_t m) {
-    const T* xf = rf.data + f * rf.frame_stride;
+    float* re = scratch(2 * (int64_t)C);
+    float* im = re + C;
+    demod_row(rf.data + f * rf.frame_stride, rf.row_stride, R, (int)m * dec, C, h, ntaps,
+              as_k(mixer), re, im);
     k::cf32* yr = as_k(&iq.at(f, m, 0));
-#pragma omp simd
-    for (int c = 0; c < C; ++c)
-      yr[c] = k::demod_px(xf, rf.row_stride, R, (int)m, c, h, ntaps, dec, as_k(mixer));
+    for (int c = 0; c < C; ++c) yr[c] = k::cf32{re[c], im[c]};
   });
 }
 
@@ -54,15 +99,16 @@ void bmode(Image<const T> rf, Image<O> out, const float* h, int ntaps, int dec,
            const cfloat* mixer, const float* inv_ref, float gain_db, float dr_db) {
   const int R = (int)rf.rows, C = (int)rf.cols;
   parallel_rows(out.frames, out.rows, [&](int64_t f, int64_t m) {
-    const T* xf = rf.data + f * rf.frame_stride;
+    float* re = scratch(2 * (int64_t)C);
+    float* im = re + C;
+    demod_row(rf.data + f * rf.frame_stride, rf.row_stride, R, (int)m * dec, C, h, ntaps,
+              as_k(mixer), re, im);
     O* yr = &out.at(f, m, 0);
     const float ir = inv_ref[f];
 #pragma omp simd
-    for (int c = 0; c < C; ++c) {
-      const float env =
-          k::magnitude(k::demod_px(xf, rf.row_stride, R, (int)m, c, h, ntaps, dec, as_k(mixer)));
-      k::store_display(&yr[c], k::log_compress_px(env, ir, gain_db, dr_db));
-    }
+    for (int c = 0; c < C; ++c)
+      k::store_display(&yr[c], k::log_compress_px(k::magnitude(k::cf32{re[c], im[c]}), ir,
+                                                  gain_db, dr_db));
   });
 }
 
@@ -71,9 +117,12 @@ void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps)
   const int R = (int)rf.rows, C = (int)rf.cols;
   parallel_rows(env.frames, env.rows, [&](int64_t f, int64_t r) {
     const T* xf = rf.data + f * rf.frame_stride;
+    float* q = scratch(C);
+    fir_row(xf, rf.row_stride, R, (int)r, C, h, ntaps, q);
+    const T* xr = xf + r * rf.row_stride;
     float* yr = &env.at(f, r, 0);
 #pragma omp simd
-    for (int c = 0; c < C; ++c) yr[c] = k::hilbert_env_px(xf, rf.row_stride, R, (int)r, c, h, ntaps);
+    for (int c = 0; c < C; ++c) yr[c] = k::analytic_mag(k::to_float(xr[c]), q[c]);
   });
 }
 
