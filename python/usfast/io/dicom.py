@@ -136,8 +136,9 @@ class DicomSource(Source):
         from pydicom.errors import InvalidDicomError
         try:
             ds = pydicom.dcmread(path, defer_size=1024)
-        except InvalidDicomError as e:
-            raise _bad(path, "a DICOM file", f"not DICOM ({e})") from None
+        except InvalidDicomError:
+            raise _bad(path, "a DICOM file (Part 10: 'DICM' preamble and file meta header)",
+                       "a file that is not DICOM") from None
         except Exception as e:  # pydicom raises many kinds on damaged files
             raise _bad(path, "a readable DICOM file", f"unreadable or truncated DICOM "
                                                     f"({type(e).__name__}: {e})") from None

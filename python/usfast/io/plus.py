@@ -581,49 +581,46 @@ def _check_sizes(path, width, height, n, channels):
         raise _bad(path, "1 (grey), 3 (RGB) or 4 (RGBA) components per pixel", channels)
 
 
-def _inflate_frames(path, data_path, offset, frame_bytes, n, limit=None, chunk=1 << 20):
-    """Yield ``n`` frames of ``frame_bytes`` from a zlib or gzip stream starting at ``offset``."""
+def _inflate_frames(path, data_path, offset, frame_bytes, n, limit=None, chunk=1 << 16):
+    """Yield ``n`` frames of ``frame_bytes`` from a zlib or gzip stream starting at ``offset``.
+
+    Output is bounded per call (``max_length``), so a highly compressible stream never inflates
+    more than about one frame at a time. Concatenated gzip members are followed.
+    """
     with open(data_path, "rb") as f:
         f.seek(offset)
         left = limit
         d = zlib.decompressobj(47)          # 32 + 15: zlib or gzip header, detected
+        pending = b""
         buf = bytearray()
-        i = 0
-        eof = False
-        while i < n:
-            while len(buf) < frame_bytes and not eof:
+        file_done = False
+        for i in range(n):
+            while len(buf) < frame_bytes:
                 if d.eof:
-                    rest = d.unused_data
+                    pending = d.unused_data + pending
+                    if not pending and file_done:
+                        break
                     d = zlib.decompressobj(47)
-                    if rest:
-                        buf += _inflate(d, rest, path)
-                        continue
-                want = chunk if left is None else min(chunk, left)
-                block = f.read(want) if want > 0 else b""
-                if left is not None:
-                    left -= len(block)
-                if not block:
-                    eof = True
-                    try:
-                        buf += d.flush()
-                    except zlib.error:
-                        pass
-                    break
-                buf += _inflate(d, block, path)
+                if not pending:
+                    want = chunk if left is None else min(chunk, left)
+                    pending = f.read(want) if want > 0 else b""
+                    if left is not None:
+                        left -= len(pending)
+                    if not pending:
+                        file_done = True
+                        break
+                try:
+                    out = d.decompress(pending, frame_bytes - len(buf))
+                except zlib.error as e:
+                    raise _bad(path, "valid compressed pixel data", f"zlib error: {e}") from None
+                pending = d.unconsumed_tail
+                buf += out
             if len(buf) < frame_bytes:
                 raise _bad(path, f"{n} frames of compressed pixel data",
                            f"the data ends in frame {i} (truncated or corrupt stream)")
             out = bytes(buf[:frame_bytes])
             del buf[:frame_bytes]
             yield out
-            i += 1
-
-
-def _inflate(d, block, path):
-    try:
-        return d.decompress(block)
-    except zlib.error as e:
-        raise _bad(path, "valid compressed pixel data", f"zlib error: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------
