@@ -1,6 +1,6 @@
 """DICOM ultrasound reading: regions, crop, spacing, timing, colour, compression, bad files."""
 import io as _io
-import os
+import json
 
 import numpy as np
 import pytest
@@ -94,6 +94,7 @@ def test_single_frame_region_spacing_and_crop(tmp_path):
     assert md["modality"] == "US" and md["spacing_source"] == "SequenceOfUltrasoundRegions"
     assert md["region"]["bounds_x0_y0_x1_y1"] == [5, 8, 44, 35]
     assert len(md["sha256"]) == 64
+    json.dumps(md)
 
 
 def test_largest_tissue_region_is_chosen(tmp_path):
@@ -212,6 +213,21 @@ def test_frames_stream_lazily(tmp_path):
     it.close()
 
 
+def test_multiframe_streams_with_flat_memory(tmp_path):
+    import tracemalloc
+    px = np.random.default_rng(0).integers(0, 256, (200, 128, 128), dtype=np.uint8)  # 3.1 MiB
+    s = open_input(make_dicom(tmp_path / "big.dcm", px, regions=[region(0, 0, 127, 127)]))
+    tracemalloc.start()
+    n = 0
+    for i, _, f in s.frames():
+        if i == 150:
+            np.testing.assert_array_equal(f, px[150] / np.float32(255))
+        n += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 200 and peak < 1.5 * 2 ** 20, f"peak {peak / 2**20:.1f} MiB"
+
+
 def test_sixteen_bit_scaled_by_bits_stored(tmp_path):
     px = np.full((1, 3, 4), 4095, np.uint16)
     px[0, 0, 0] = 0
@@ -248,6 +264,14 @@ def test_not_dicom_rejected(tmp_path):
 def test_no_pixel_data_rejected(tmp_path):
     p = make_dicom(tmp_path / "np.dcm", ramp(1), no_pixels=True)
     with pytest.raises(InputError, match="no pixel data"):
+        open_input(p, spacing_mm=0.1)
+
+
+def test_modality_missing_accepted_for_us_sop_class(tmp_path):
+    p = make_dicom(tmp_path / "nomod.dcm", ramp(1), modality=None, regions=[region(0, 0, 59, 39)])
+    assert open_input(p).n_frames == 1
+    p = make_dicom(tmp_path / "nomod_ct.dcm", ramp(1), modality=None, sop=CT_IMAGE)
+    with pytest.raises(InputError, match="no Modality"):
         open_input(p, spacing_mm=0.1)
 
 

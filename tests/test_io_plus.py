@@ -1,5 +1,6 @@
 """PLUS sequence files: hand-written .mha / .seq.nrrd headers, orientation, and writer round trips."""
 import gzip
+import json
 import os
 import tracemalloc
 import zlib
@@ -121,6 +122,7 @@ def test_mha_by_hand(tmp_path, compressed):
     check_fields(s)
     assert s.metadata["compression"] == ("zlib" if compressed else None)
     assert s.metadata["orientation"] == "MF"
+    json.dumps(s.metadata)
 
 
 @pytest.mark.parametrize("encoding", ["raw", "gzip"])

@@ -152,9 +152,10 @@ class DicomSource(Source):
 
     def _init(self, path, ds, spacing_arg, fps_arg):
         from pydicom.dataelem import RawDataElement
-        modality = ds.get("Modality")
-        sop = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", None) or {}, "MediaStorageSOPClassUID", ""))
-        if modality != "US" and not (not modality and sop in _US_SOP_CLASSES):
+        modality = str(ds.get("Modality", "") or "").strip().upper() or None
+        fm = getattr(ds, "file_meta", None)
+        sop = str(ds.get("SOPClassUID", "") or (fm.get("MediaStorageSOPClassUID", "") if fm else ""))
+        if modality != "US" and not (modality is None and sop in _US_SOP_CLASSES):
             raise _bad(path, "an ultrasound DICOM (Modality 'US')",
                        f"Modality {modality!r}" if modality else "no Modality and a non-ultrasound SOP class")
         if "PixelData" not in ds:
@@ -174,7 +175,6 @@ class DicomSource(Source):
         if photometric not in _PHOTOMETRICS:
             raise _bad(path, f"a PhotometricInterpretation among {', '.join(_PHOTOMETRICS)}",
                        repr(photometric))
-        fm = getattr(ds, "file_meta", None)
         from pydicom.uid import ImplicitVRLittleEndian, UID
         ts = UID(str(fm.get("TransferSyntaxUID", ImplicitVRLittleEndian))) if fm else ImplicitVRLittleEndian
         if ts.is_compressed:

@@ -43,7 +43,6 @@ import os
 import re
 import shutil
 import zlib
-from pathlib import Path
 
 import numpy as np
 
