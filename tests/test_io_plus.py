@@ -188,6 +188,18 @@ def test_spacing_argument_wins(tmp_path):
     assert s.metadata["spacing_source"] == "spacing_mm argument"
 
 
+def test_no_spacing_in_file_needs_argument(tmp_path):
+    c = canon()
+    p = write_nrrd(tmp_path / "ns.seq.nrrd", c, directions="")
+    text = open(p, "rb").read().replace(b"space directions: \n", b"")
+    open(p, "wb").write(text)
+    with pytest.raises(InputError) as e:
+        open_input(p)
+    assert "spacing_mm" in str(e.value) and "--spacing-mm" in str(e.value)
+    s = open_input(p, spacing_mm=0.25)
+    np.testing.assert_array_equal(s.read_all(), c / np.float32(255))
+
+
 def test_truncated_raw_rejected(tmp_path):
     p = write_mha(tmp_path / "t.mha", canon())
     data = open(p, "rb").read()

@@ -21,7 +21,7 @@ Reading (:class:`PlusSource`, through :func:`usfast.io.open_input`)
 - Spacing: ``ElementSpacing`` (MetaImage) or the lengths of ``space directions`` / ``spacings``
   (NRRD) of the two image axes, taken as millimetres (PLUS often stores 1: pixel units, the
   calibration living in an ``ImageToProbe`` transform). ``spacing_mm`` given to ``open_input``
-  wins.
+  wins; a file that states no spacing needs it.
 - Per-frame fields ``Seq_FrameNNNN_<Name>`` (any number of digits): ``Timestamp`` (seconds, as
   stored, usually not starting at 0) -> ``timestamps``; ``<Name>Transform`` (16 numbers,
   row-major 4x4) with ``<Name>TransformStatus`` (OK / INVALID / ...) -> ``transforms[Name]`` (a
@@ -310,8 +310,10 @@ class PlusSource(Source):
             spacing = (s_x, s_y) if transpose else (s_y, s_x)
             md["spacing_source"] = "file (ElementSpacing)" if fmt == "mha" else "file (space directions)"
         else:
-            spacing = (1.0, 1.0)
-            md["spacing_source"] = "none in file; 1 mm per pixel assumed"
+            raise fail(FUNC, "spacing_mm",
+                       "the pixel spacing in mm as (dz, dx) (command line: --spacing-mm DZ DX), "
+                       "because the file states none (no ElementSpacing / space directions)",
+                       f"none for {path!r}")
         if file_spacing:
             md["file_spacing"] = [s_x, s_y]
         origin = (0.0, 0.0)
@@ -471,7 +473,8 @@ class PlusSource(Source):
                            f"3-D volumes of depth {sizes[spatial[2]]}")
             spatial = spatial[:2]
         if len(spatial) != 2 or (list_axis is not None and list_axis != ndim - 1):
-            raise _bad(path, "NRRD sizes of 'cols rows [frames]'", f"sizes {get('sizes')!r} kinds {get('kinds')!r}")
+            raise _bad(path, "NRRD sizes of 'cols rows [frames]'",
+                       f"sizes {get('sizes')!r} kinds {get('kinds')!r}")
         width, height = sizes[spatial[0]], sizes[spatial[1]]
         n = sizes[list_axis] if list_axis is not None else 1
         endian = get("endian", "little").lower()

@@ -14,6 +14,8 @@ A ``Source`` describes one input (a file or a folder) and streams its frames:
   folder: of the list of its image names and their own sha256), ``n_frames``, ``shape``,
   ``spacing_mm``, ``spacing_source``, ``origin_mm``, ``fps``, ``time_source``, ``value_scale``
   and what the format adds (DICOM modality and device, PLUS orientation and transforms...).
+- ``transforms`` / ``transform_status``: per-frame 4x4 transforms by name (PLUS sequences; an
+  empty dict for other inputs), see :class:`usfast.io.plus.PlusSource`.
 
 ``frames()`` yields ``(index, t_seconds, frame)``: ``frame`` is a new C-contiguous 2-D float32
 array of grey levels in [0, 1], ``(rows=depth, cols=lateral)``; ``t_seconds`` is a float, or
@@ -180,6 +182,9 @@ class Source:
         self.n_frames = None if n_frames is None else int(n_frames)
         self.fps = None if fps is None else float(fps)
         self.timestamps = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        # per-frame tracking data; only PLUS sequences carry any
+        if not hasattr(self, "transforms"):
+            self.transforms, self.transform_status = {}, {}
         md = {"kind": self.kind, "path": os.path.abspath(self.path)}
         md.update(metadata or {})
         md.setdefault("n_frames", self.n_frames)

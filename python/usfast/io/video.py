@@ -169,7 +169,8 @@ class ImageFolderSource(Source):
             raise fail(FUNC, "path", "readable image files", f"{f!r} ({e.strerror or e})") from None
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
         if img is None:
-            raise fail(FUNC, "path", "image files OpenCV can decode", f"{f!r} is empty, truncated or not an image")
+            raise fail(FUNC, "path", "image files OpenCV can decode",
+                       f"{f!r} is empty, truncated or not an image")
         return img
 
     def _raw_frames(self):
