@@ -3,19 +3,48 @@
 ``import usfast as us``. NumPy in gives NumPy out (CPU backend); arrays exposing
 ``__cuda_array_interface__`` (CuPy, PyTorch) give the same type out (CUDA or CuPy backend).
 """
+import importlib as _importlib
+
 from ._version import __version__
 from ._errors import BackendUnavailable, CudaError, InputError
 from .geometry import ImageGeometry, ProbeGeometry
 from .estimate import NeedleEstimate
+from .bmode import (bandpass, bmode, demodulate, envelope, log_compress, persistence, tgc,
+                    tgc_gain)
+from .scan import ScanConverter
+from ._info import build_info
+from .tracking import NeedleState, NeedleTracker
+from .pipeline import Pipeline, PipelineResult
 
 __all__ = ["__version__", "InputError", "BackendUnavailable", "CudaError", "ImageGeometry",
-           "ProbeGeometry", "NeedleEstimate"]
+           "ProbeGeometry", "NeedleEstimate", "bandpass", "bmode", "demodulate", "envelope",
+           "log_compress", "persistence", "tgc", "tgc_gain", "ScanConverter", "build_info",
+           "NeedleState", "NeedleTracker", "Pipeline", "PipelineResult"]
 
-from .bmode import bandpass, bmode, demodulate, envelope, log_compress, persistence, tgc, tgc_gain
-from ._info import build_info
+# Areas whose public functions live at the top level (usfast.srad, usfast.locate_needle, ...).
+_AREA_EXPORTS = {
+    "speckle": ("srad", "dpad", "lee", "kuan", "frost", "guided"),
+    "denoise": ("nlm", "median", "bilateral"),
+    "needle": ("ridge", "oriented_line_filter", "needle_enhance", "locate_needle"),
+}
+for _area, _names in _AREA_EXPORTS.items():
+    try:
+        _m = _importlib.import_module(f".{_area}", __name__)
+    except ModuleNotFoundError as _e:  # an area not built into this tree
+        if _e.name != f"{__name__}.{_area}":
+            raise
+        continue
+    for _n in _names:
+        if hasattr(_m, _n):
+            globals()[_n] = getattr(_m, _n)
+            __all__.append(_n)
 
-__all__ += ["bandpass", "bmode", "demodulate", "envelope", "log_compress", "persistence", "tgc", "tgc_gain",
-            "build_info"]
-from .scan import ScanConverter
+# Submodules loaded on first use: usfast.sim, usfast.metrics, usfast.io, usfast.overlay, ...
+_LAZY = ("sim", "metrics", "io", "overlay", "igtl", "design", "tolerances", "geometry", "cli",
+         "doctor", "demo", "reference")
 
-__all__ += ["ScanConverter"]
+
+def __getattr__(name):
+    if name in _LAZY:
+        return _importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'usfast' has no attribute {name!r}")
