@@ -32,12 +32,13 @@ def test_every_kernel_the_python_layer_launches_exists():
     for area in _cupy.areas():
         defined |= set(re.findall(r"\.entry\s+(\w+)\(", _cupy.compile_to_ptx(area)))
     pkg = Path(_cupy.__file__).parent
-    launched = set()
+    launched, prefixes = set(), set()
+    pat = re.compile(r'launch\(\s*"[a-z_]+",\s*(f?)"(usfast_[a-z0-9_]+)(\{?)')
     for py in pkg.rglob("*.py"):
-        for m in re.finditer(r'"(usfast_[a-z0-9_]+)"', py.read_text()):
-            launched.add(m.group(1))
-        for m in re.finditer(r'f"(usfast_[a-z0-9_]+)\{', py.read_text()):
-            prefix = m.group(1)
-            assert any(d.startswith(prefix) for d in defined), prefix
+        for m in pat.finditer(py.read_text()):
+            (prefixes if m.group(1) and m.group(3) else launched).add(m.group(2))
+    assert launched or prefixes
+    for prefix in prefixes:
+        assert any(d.startswith(prefix) for d in defined), prefix
     missing = {n for n in launched if n not in defined}
     assert not missing, missing
