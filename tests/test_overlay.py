@@ -239,10 +239,11 @@ def test_uint8_float_and_display_range_agree():
     assert np.array_equal(a, b) and np.array_equal(a, c)
     # clipping and non-finite pixels
     img = grey_image()
-    img[0, 0], img[0, 1], img[0, 2] = -3.0, 7.0, np.nan
+    img[0, :6] = [-3.0, 7.0, np.nan, np.inf, -np.inf, 0.2]
     d = Overlay(G, ruler=False, labels=False).render(img, None)
     assert tuple(d[0, 0]) == (0, 0, 0) and tuple(d[0, 1]) == (255, 255, 255)
-    assert tuple(d[0, 2]) == (0, 0, 0)
+    assert tuple(d[0, 2]) == tuple(d[0, 3]) == tuple(d[0, 4]) == (0, 0, 0)   # non-finite
+    assert tuple(d[0, 5]) == (51, 51, 51)                                     # 0.2 * 255
     # the input is not modified
     assert img[0, 1] == 7.0
 

@@ -443,7 +443,8 @@ class Overlay:
 
         image: ``(rows, cols)`` or a batch ``(frames, rows, cols)``; uint8 is shown as is,
             floating-point images are mapped from ``display_range`` (default [0, 1], the range
-            of ``log_compress``) to 0-255, clipped, non-finite values black.
+            of ``log_compress``) to 0-255, rounded and clipped; NaN and infinite pixels are
+            drawn black.
         state: one :class:`usfast.NeedleState` / :class:`usfast.NeedleEstimate` / None, or for
             a batch one per frame (a single one is used for every frame).
         primitives: precomputed :class:`OverlayPrimitives` (one, or one per frame) instead of
@@ -524,13 +525,20 @@ def _scale(shape):
 
 
 def _to_uint8(frame, lo, hi):
+    """Display mapping: uint8 as is; floats (x - lo) * 255 / (hi - lo), rounded, clipped to
+    0..255, non-finite values 0. Two passes with OpenCV (a third when lo != 0)."""
+    import cv2
+
     if frame.dtype == np.uint8:
         return np.ascontiguousarray(frame)
-    a = np.asarray(frame, dtype=np.float32)
-    a = (a - np.float32(lo)) * np.float32(255.0 / (hi - lo)) + np.float32(0.5)
-    np.clip(a, 0.0, 255.0, out=a)
-    np.nan_to_num(a, copy=False, nan=0.0)
-    return a.astype(np.uint8)
+    if frame.dtype not in (np.float32, np.float64):
+        frame = frame.astype(np.float32)
+    a = np.ascontiguousarray(frame)
+    if lo != 0.0:
+        a = np.subtract(a, lo, dtype=a.dtype)
+    # x <= 0 (and NaN) -> 0, then scale with saturation (inf -> 0 as well)
+    a = cv2.threshold(a, 0.0, 0.0, cv2.THRESH_TOZERO)[1]
+    return cv2.convertScaleAbs(a, alpha=255.0 / (hi - lo))
 
 
 def _fx(p):
