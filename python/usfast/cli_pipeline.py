@@ -232,8 +232,8 @@ def cmd_process(args):
                                transforms={"NeedleTipToImage": m},
                                statuses={"NeedleTipToImage": "OK" if m is not None else "INVALID"})
                     if video is not None:
-                        rgb = pipe.render(res)
-                        video.write(rgb)
+                        import cv2
+                        video.write(cv2.cvtColor(pipe.render(res), cv2.COLOR_RGB2BGR))
                     prog.update(n)
                     n += 1
                 if n == 0:
