@@ -17,6 +17,9 @@ import numpy as np
 from ._version import __version__
 
 MIN_VISIBLE_MM = 5.0
+# The simulated ADC: RF quantised to int16 with a fixed full scale (twice the first frame's
+# peak) and a fixed log-compression reference, so brightness does not pump between frames.
+REFERENCE = 32767.0
 
 
 def _probe_for(geometry):
@@ -34,7 +37,7 @@ def _pipeline(seq, probe, fs_hz, f0_hz, backend, speckle, pixel_mm):
     return Pipeline(
         input="rf", probe=probe, backend=backend,
         bmode={"fs_hz": fs_hz, "f0_hz": f0_hz, "decimation": 4, "bandwidth_hz": 0.8 * f0_hz,
-               "dynamic_range_db": dr, "reference": "max"},
+               "dynamic_range_db": dr, "reference": REFERENCE},
         scan={"pixel_mm": pixel_mm}, speckle=sp, needle={}, tracking={},
         overlay={"guide_angles_deg": (30.0, 45.0, 60.0), "guide_side": seq.truth["side"][0]})
 
@@ -97,7 +100,9 @@ def run(out="usfast-demo", frames=90, fps=20.0, seed=7, backend=None, speckle="g
             t0 = time.perf_counter()
             fr = sim.render_rf(seq.phantom, probe, seed=seed, look=seq.look,
                                needle=seq.needles[i], fs_hz=fs)
-            rf16, _ = fr.to_int16()
+            if i == 0:
+                full_scale = 2.0 * float(np.max(np.abs(fr.rf)))  # 6 dB of headroom
+            rf16, _ = fr.to_int16(full_scale=full_scale)
             sim_times.append(time.perf_counter() - t0)
             if pipe is None:
                 pipe = _pipeline(seq, probe, fr.fs_hz, fr.f0_hz, backend, speckle, pixel_mm)
@@ -228,11 +233,11 @@ def bench(size=512, frames=30, backend=None, speckle="guided"):
     fr = sim.render_rf(seq.phantom, probe, seed=3, look=seq.look, needle=seq.needles[0],
                        fs_hz=40e6 if f0 < 8e6 else 60e6)
     pipe = _pipeline(seq, probe, fr.fs_hz, fr.f0_hz, backend, speckle, px)
-    pipe.cfg["bmode"]["reference"] = float(np.abs(fr.rf).max())
-    rfs = [fr.rf]
+    rfs = [fr.to_int16()[0]]
     for i in range(1, min(frames, 4)):
         rfs.append(sim.render_rf(seq.phantom, probe, seed=3, look=seq.look,
-                                 needle=seq.needles[i * (len(seq) // 4)], fs_hz=fr.fs_hz).rf)
+                                 needle=seq.needles[i * (len(seq) // 4)],
+                                 fs_hz=fr.fs_hz).to_int16()[0])
     for i in range(frames):
         pipe(rfs[i % len(rfs)], t=i / 20.0)
     return pipe.timings()
