@@ -7,7 +7,6 @@ Run: ``pytest benchmarks/bench_tracking.py --benchmark-only`` or
 """
 import math
 import os
-import socket
 import time
 
 import numpy as np

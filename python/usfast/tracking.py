@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ._errors import BackendUnavailable, InputError, fail
+from ._errors import BackendUnavailable, fail
 from .estimate import NeedleEstimate
 from .geometry import ImageGeometry
 
@@ -84,7 +84,8 @@ class NeedleState(NeedleEstimate):
     def __post_init__(self):
         super().__post_init__()
         if self.status not in STATUSES:
-            raise ValueError(f"NeedleState(status): expected one of {STATUSES}; got {self.status!r}")
+            raise ValueError(f"NeedleState(status): expected one of {STATUSES}; "
+                             f"got {self.status!r}")
         for name in ("velocity_mm_s", "t", "tip_sigma_mm", "angle_sigma_deg"):
             v = float(getattr(self, name))
             if not math.isfinite(v):
@@ -172,6 +173,9 @@ class NeedleTracker:
         axis is gated out (so a sudden start, stop or withdrawal is followed within frames).
     min_confidence: detections below it are ignored.
     coast_decay: factor applied to the reported confidence per coasting frame.
+    candidate_angle_tol_deg, candidate_offset_tol_mm, candidate_tip_tol_mm: how close
+        successive detections must be (angle; perpendicular offset of the shaft; tip
+        position) to count as the same needle when acquiring or resetting a track.
     detector: callable ``detector(image, geometry=...) -> NeedleEstimate`` used by
         :meth:`update` (default: ``usfast.locate_needle``).
     detector_kwargs: extra keyword arguments for the detector.
@@ -181,7 +185,8 @@ class NeedleTracker:
                  acquire_frames=2, reset_after=6, tip_reset_after=4, frame_interval_s=0.05,
                  meas_sigma_angle_deg=1.0, meas_sigma_offset_mm=0.2, meas_sigma_tip_mm=0.5,
                  q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=5.0,
-                 init_speed_sigma_mm_s=10.0, tip_miss_inflation=1.5, min_confidence=0.05, coast_decay=0.85,
+                 init_speed_sigma_mm_s=10.0, tip_miss_inflation=1.5, min_confidence=0.05,
+                 coast_decay=0.85,
                  candidate_angle_tol_deg=5.0, candidate_offset_tol_mm=2.0,
                  candidate_tip_tol_mm=2.5, detector=None, detector_kwargs=None):
         f = "NeedleTracker"
@@ -203,8 +208,12 @@ class NeedleTracker:
         for name, v, lo in (("max_coast", max_coast, 0), ("acquire_frames", acquire_frames, 1),
                             ("reset_after", reset_after, 1),
                             ("tip_reset_after", tip_reset_after, 1)):
-            if int(v) != v or v < lo:
-                raise fail(f, name, f"an integer >= {lo}", v)
+            try:
+                ok = int(v) == v and v >= lo
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                raise fail(f, name, f"an integer >= {lo}", repr(v))
         self.max_coast = int(max_coast)
         self.acquire_frames = int(acquire_frames)
         self.reset_after = int(reset_after)
