@@ -1,0 +1,47 @@
+"""``usfast demo --quiet``: every output is written and the accuracy measured against the
+simulator's truth meets the needle-localisation targets (median tip error <= 0.3 mm, p95 <=
+1.0 mm; median angle error <= 0.5 deg, p95 <= 2 deg; detection >= 99 % of the frames with
+>= 5 mm of needle visible)."""
+import json
+import time
+
+import pytest
+
+import usfast as us
+from usfast.cli import main
+
+
+@pytest.mark.skipif(not hasattr(us, "locate_needle"), reason="usfast.locate_needle is not in this tree")
+def test_demo_outputs_and_accuracy(tmp_path, capsys):
+    out = tmp_path / "demo"
+    t0 = time.perf_counter()
+    assert main(["demo", "--quiet", "--out", str(out)]) == 0
+    elapsed = time.perf_counter() - t0
+    assert capsys.readouterr().out == ""  # --quiet prints nothing
+    names = {p.name for p in out.iterdir()}
+    assert {"demo_contact.png", "report.png", "metrics.json"} <= names
+    assert ("demo.mp4" in names) or ("demo.avi" in names)
+    for n in names:
+        assert (out / n).stat().st_size > 1000, n
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["frames"] == len(m["per_frame"]) == 90
+    assert m["usfast_version"] == us.__version__ and m["backend"] in ("cpu", "cuda", "cupy")
+    for stage in ("bmode", "scan", "speckle", "needle", "tracking", "overlay", "total"):
+        assert m["latency_ms"][stage]["median_ms"] > 0
+    acc = m["accuracy"]
+    assert acc["frames_evaluated"] >= 30
+    assert acc["detection_rate"] >= 0.99, acc
+    assert acc["tip_error_median_mm"] <= 0.3, acc
+    assert acc["tip_error_p95_mm"] <= 1.0, acc
+    assert acc["angle_error_median_deg"] <= 0.5, acc
+    assert acc["angle_error_p95_deg"] <= 2.0, acc
+    assert elapsed < 60, f"the demo took {elapsed:.1f} s"
+
+
+def test_demo_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["demo", "--quiet", "--out", str(out), "--frames", "3"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
