@@ -375,6 +375,53 @@ def test_single_outliers_are_gated_and_counted_as_misses():
     assert s.status == "tracking" and tip_err(s, tip) < 0.3
 
 
+def test_tip_leaving_the_slice_is_held_then_taken_back():
+    """Partial out-of-plane: the needle (held still) turns in elevation so its distal 18 mm
+    leave the slice for 8 frames (0.4 s); the detector's visible end jumps back 18 mm. The
+    needle cannot move that far that fast (max_speed_mm_s = 30: 12 mm in 0.4 s, plus 2.5 mm
+    tolerance), so the tracker holds the tip on the axis; when the tip comes back it is
+    tracked at once."""
+    a = math.radians(35.0)
+    u = (math.cos(a), math.sin(a))
+    tip = (X_LEFT + 25 * u[0], 2.0 + 25 * u[1])
+    short = (tip[0] - 18 * u[0], tip[1] - 18 * u[1])
+    rng = np.random.default_rng(11)
+
+    def det(p):
+        along = rng.normal(0, 0.3)
+        return needle_estimate((p[0] + along * u[0], p[1] + along * u[1]), 35.0)
+
+    tr = NeedleTracker(GEOM)
+    t = 0.0
+    for _ in range(30):
+        s = tr.update_estimate(det(tip), t=t)
+        t += 1 / FPS
+    for _ in range(8):
+        s = tr.update_estimate(det(short), t=t)
+        t += 1 / FPS
+        assert s.status == "tracking"             # the axis is still seen
+        assert tip_err(s, tip) < 1.0              # the tip is held where it was
+        assert abs(s.velocity_mm_s) <= 30.0
+    s = tr.update_estimate(det(tip), t=t)
+    assert tip_err(s, tip) < 1.0
+
+
+def test_tip_seen_far_ahead_is_taken_after_two_frames():
+    """A fast push: the tip is seen 8 mm beyond the prediction and stays there. A single such
+    frame is gated out; the second consistent one resets the tip."""
+    a = math.radians(35.0)
+    u = (math.cos(a), math.sin(a))
+    tip = (X_LEFT + 20 * u[0], 2.0 + 20 * u[1])
+    far = (tip[0] + 8 * u[0], tip[1] + 8 * u[1])
+    tr = NeedleTracker(GEOM)
+    for i in range(30):
+        tr.update_estimate(needle_estimate(tip, 35.0), t=i / FPS)
+    s1 = tr.update_estimate(needle_estimate(far, 35.0), t=30 / FPS)
+    assert tip_err(s1, tip) < 0.5
+    s2 = tr.update_estimate(needle_estimate(far, 35.0), t=31 / FPS)
+    assert tip_err(s2, far) < 0.5
+
+
 def test_withdrawal_gives_negative_velocity():
     frames = straight_sequence(60, depth0=30.0, speed=-4.0, tip_sigma=0.2, seed=9)
     states = run(NeedleTracker(GEOM), frames)

@@ -22,6 +22,13 @@ the axis at signed position ``s = u . (tip - c)`` and moves along it with veloci
   then the track is ``"lost"`` and ``found`` is False.
 * Re-acquisition: when lost, a detection consistent with the last axis resumes the track at
   once; otherwise ``acquire_frames`` mutually consistent detections start a new one.
+* Tip along an accepted axis: a gated-out tip adds manoeuvre noise (``q_accel_miss_mm_s2``)
+  and damps the velocity, so starts, stops and withdrawals are followed. A tip seen short of
+  the prediction (a faint tip, the distal shaft out of plane) replaces it only after
+  ``tip_reset_after`` consistent frames *and* once the jump is reachable at
+  ``max_speed_mm_s`` from where the tip was last seen: until then the tip is held. A tip seen
+  beyond the prediction (the shaft cannot show past its tip) is taken after
+  ``tip_reset_ahead`` consistent frames.
 * Reset: while tracking, ``reset_after`` consecutive mutually consistent gated-out detections
   (a large jump that persists, e.g. the probe moved) restart the filter on them. The default of
   6 frames means a distractor (a bright fascia line) that the detector reports during a drop-out
@@ -160,8 +167,10 @@ class NeedleTracker:
     acquire_frames: consistent detections needed to start a track when none is held.
     reset_after: consecutive consistent gated-out detections that replace the track (> 5 so a
         5-frame drop-out filled with a distractor does not).
-    tip_reset_after: consecutive consistent tip detections gated out along an accepted axis
-        that re-initialise the tip.
+    tip_reset_after: consecutive consistent tip detections gated out along an accepted axis,
+        short of the predicted tip, that re-initialise the tip.
+    tip_reset_ahead: the same for tip detections beyond the predicted tip (the tip coming
+        back into the slice, a fast advance).
     frame_interval_s: time step assumed when ``t`` is not given.
     meas_sigma_angle_deg, meas_sigma_offset_mm, meas_sigma_tip_mm: detector noise (1 sigma) at
         confidence 1 (axis angle, perpendicular offset of the shaft, tip along the axis); the
@@ -169,8 +178,12 @@ class NeedleTracker:
     q_angle_deg, q_offset_mm: axis random walk, per square root of a second.
     q_accel_mm_s2: tip white-acceleration density (mm/s^2 per square root of Hz).
     init_speed_sigma_mm_s: prior uncertainty of the tip velocity of a new track.
-    tip_miss_inflation: factor on the tip covariance when a tip detection along an accepted
-        axis is gated out (so a sudden start, stop or withdrawal is followed within frames).
+    max_speed_mm_s: bound on the tip speed along the axis.
+    q_accel_miss_mm_s2: extra white-acceleration density added to the tip when a tip
+        detection along an accepted axis is gated out (so a sudden start, stop or withdrawal
+        is followed within frames).
+    tip_miss_velocity_factor: factor on the tip velocity on such a frame (the motion model
+        disagrees with the image, so it is not extrapolated at full speed).
     min_confidence: detections below it are ignored.
     coast_decay: factor applied to the reported confidence per coasting frame.
     candidate_angle_tol_deg, candidate_offset_tol_mm, candidate_tip_tol_mm: how close
@@ -182,11 +195,12 @@ class NeedleTracker:
     """
 
     def __init__(self, geometry, *, angle_range_deg=None, side=None, max_coast=10,
-                 acquire_frames=2, reset_after=6, tip_reset_after=4, frame_interval_s=0.05,
+                 acquire_frames=2, reset_after=6, tip_reset_after=4, tip_reset_ahead=2,
+                 frame_interval_s=0.05,
                  meas_sigma_angle_deg=1.0, meas_sigma_offset_mm=0.2, meas_sigma_tip_mm=0.5,
                  q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=5.0,
-                 init_speed_sigma_mm_s=10.0, tip_miss_inflation=1.5, min_confidence=0.05,
-                 coast_decay=0.85,
+                 init_speed_sigma_mm_s=10.0, max_speed_mm_s=30.0, q_accel_miss_mm_s2=15.0,
+                 tip_miss_velocity_factor=0.5, min_confidence=0.05, coast_decay=0.85,
                  candidate_angle_tol_deg=5.0, candidate_offset_tol_mm=2.0,
                  candidate_tip_tol_mm=2.5, detector=None, detector_kwargs=None):
         f = "NeedleTracker"
@@ -207,7 +221,8 @@ class NeedleTracker:
         self.side = side
         for name, v, lo in (("max_coast", max_coast, 0), ("acquire_frames", acquire_frames, 1),
                             ("reset_after", reset_after, 1),
-                            ("tip_reset_after", tip_reset_after, 1)):
+                            ("tip_reset_after", tip_reset_after, 1),
+                            ("tip_reset_ahead", tip_reset_ahead, 1)):
             try:
                 ok = int(v) == v and v >= lo
             except (TypeError, ValueError, OverflowError):
@@ -218,6 +233,7 @@ class NeedleTracker:
         self.acquire_frames = int(acquire_frames)
         self.reset_after = int(reset_after)
         self.tip_reset_after = int(tip_reset_after)
+        self.tip_reset_ahead = int(tip_reset_ahead)
 
         def pos(name, v):
             try:
@@ -236,9 +252,12 @@ class NeedleTracker:
         self._q_rho = pos("q_offset_mm", q_offset_mm) ** 2
         self._q_acc = pos("q_accel_mm_s2", q_accel_mm_s2) ** 2
         self._v0 = pos("init_speed_sigma_mm_s", init_speed_sigma_mm_s) ** 2
-        self._tip_inflate = float(tip_miss_inflation)
-        if not (1.0 <= self._tip_inflate <= 100.0):
-            raise fail(f, "tip_miss_inflation", "a factor in [1, 100]", tip_miss_inflation)
+        self._vmax = pos("max_speed_mm_s", max_speed_mm_s)
+        self._miss_v = float(tip_miss_velocity_factor)
+        if not (0.0 <= self._miss_v <= 1.0):
+            raise fail(f, "tip_miss_velocity_factor", "a factor in [0, 1]",
+                       tip_miss_velocity_factor)
+        self._q_miss = pos("q_accel_miss_mm_s2", q_accel_miss_mm_s2) ** 2
         mc = float(min_confidence)
         if not (0.0 <= mc < 1.0):
             raise fail(f, "min_confidence", "a value in [0, 1)", min_confidence)
@@ -277,6 +296,8 @@ class NeedleTracker:
         self._cands = []              # consistent gated-out / acquisition detections
         self._cand_gap = 0
         self._tip_cands = []
+        self._tip_seen = (0.0, 0.0, 0.0)    # where and when a tip was last accepted
+        self._last_dt = 0.0
         self._state = None
 
     @property
@@ -438,6 +459,7 @@ class NeedleTracker:
 
     # -- filter ----------------------------------------------------------------------------
     def _predict(self, dt):
+        self._last_dt = dt
         if dt <= 0.0:
             return
         pa = self._pa
@@ -511,26 +533,44 @@ class NeedleTracker:
         if y * y / S <= CHI2_99_1DOF:
             k0, k1 = d / S, e / S
             self._s += k0 * y
-            self._v += k1 * y
+            self._v = self._clip_speed(self._v + k1 * y)
             self._pt = [max(d - k0 * d, 1e-12), e - k0 * e, max(f_ - k1 * e, 1e-12)]
             self._tip_cands = []
+            self._tip_seen = (m.tipx, m.tipz, m.t)
             return True
-        # a tip far from the prediction along an accepted axis: either an outlier or a
-        # manoeuvre (start, stop, withdrawal) the model lags behind. Widen the tip's
-        # uncertainty so a manoeuvre is followed, and reset the tip if the jump persists.
-        g = self._tip_inflate
-        self._pt = [d * g, e * g, f_ * g]
+        # A tip far from the prediction along an accepted axis: an outlier, or a manoeuvre
+        # (start, stop, withdrawal) the model lags behind, or the tip leaving / re-entering
+        # the slice. Widen the tip's uncertainty and stop extrapolating the velocity, so a
+        # manoeuvre is followed; reset the tip if the jump persists. A tip seen short of the
+        # prediction (the commoner detector error: a faint tip, the distal shaft out of plane)
+        # needs tip_reset_after consistent frames and must be reachable at max_speed_mm_s from
+        # where the tip was last seen: a visible end that jumps back 15 mm in a frame is the
+        # tip leaving the slice, not the needle moving, and the tip is held until the jump
+        # becomes possible. A tip seen beyond the prediction (the shaft cannot show past its
+        # tip: the tip is back in the slice, or advanced fast) needs tip_reset_ahead frames.
+        dt = self._last_dt
+        q = self._q_miss
+        self._pt = [d + q * dt ** 3 / 3.0, e + q * dt * dt / 2.0, f_ + q * dt]
+        self._v *= self._miss_v
+        ahead = y > 0.0
         tc = self._tip_cands
-        if tc and abs(sm - tc[-1][0]) > self._cand_tip:
+        if tc and (abs(sm - tc[-1][0]) > self._cand_tip or tc[-1][3] != ahead):
             tc.clear()
-        tc.append((sm, m.t, r))
-        if len(tc) >= self.tip_reset_after:
-            self._s = sm
-            self._v = self._speed_from([(a, b) for a, b, _ in tc])
-            self._pt = [r, 0.0, self._v0]
-            tc.clear()
-            return True
+        tc.append((sm, m.t, r, ahead))
+        if len(tc) >= (self.tip_reset_ahead if ahead else self.tip_reset_after):
+            x, z, t = self._tip_seen
+            if ahead or (math.hypot(m.tipx - x, m.tipz - z)
+                         <= self._vmax * (m.t - t) + self._cand_tip):
+                self._s = sm
+                self._v = 0.0
+                self._pt = [r, 0.0, self._v0]
+                self._tip_seen = (m.tipx, m.tipz, m.t)
+                tc.clear()
+                return True
         return False
+
+    def _clip_speed(self, v):
+        return min(max(v, -self._vmax), self._vmax)
 
     def _speed_from(self, pts):
         """Velocity along the axis: least-squares slope of 3 or more (s, t) pairs, clipped to
@@ -544,7 +584,7 @@ class NeedleTracker:
         if stt <= 1e-9:
             return 0.0
         v = sum((t - tm) * (s - sm) for s, t in pts) / stt
-        lim = 2.0 * math.sqrt(self._v0)
+        lim = min(2.0 * math.sqrt(self._v0), self._vmax)
         return min(max(v, -lim), lim)
 
     def _start_track(self, cands):
@@ -560,6 +600,7 @@ class NeedleTracker:
         self._v = self._speed_from(pts)
         self._pt = [self._r_tip / m.conf, 0.0, self._v0]
         self._active, self._stale = True, False
+        self._tip_seen = (m.tipx, m.tipz, m.t)
         self._conf = m.conf
         self._length = m.length
         self._cands = []
