@@ -329,3 +329,20 @@ def test_bad_input():
         Overlay((0.1, 0.1))
     with pytest.raises(InputError, match=r"display_range"):
         ov.render(grey_image(), None, display_range=(1.0, 1.0))
+
+
+def test_gpu_like_input_is_brought_to_the_host():
+    class FakeDeviceArray:
+        """Stands in for a CuPy array: has __cuda_array_interface__ and get()."""
+        __cuda_array_interface__ = {}
+
+        def __init__(self, a):
+            self.a = a
+
+        def get(self):
+            return self.a
+
+    s = est((0.0, 25.0), 45.0)
+    ov = Overlay(G)
+    assert np.array_equal(ov.render(FakeDeviceArray(grey_image()), s),
+                          ov.render(grey_image(), s))

@@ -48,6 +48,18 @@ _IGTL_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.
                 np.float64)
 
 
+def _host(func, x):
+    """A NumPy view of ``x``; GPU arrays (CuPy) are copied to the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__cuda_array_interface__"):
+        get = getattr(x, "get", None)
+        if get is None:
+            raise fail(func, "image", "a NumPy or CuPy array", type(x).__name__)
+        return get()
+    return np.asarray(x)
+
+
 class IGTLUnavailable(BackendUnavailable, ImportError):
     """pyigtl is not installed: ``pip install 'usfast[igtl]'``."""
 
@@ -218,7 +230,7 @@ class Streamer:
         if not isinstance(geometry, ImageGeometry):
             raise fail(f, "geometry", "an ImageGeometry (here or in Streamer(geometry=...)) "
                        "for the image's spacing and origin", type(geometry).__name__)
-        img = np.asarray(image)
+        img = _host(f, image)
         rgb = img.ndim == 3 and img.shape[-1] in (3, 4) and img.dtype == np.uint8
         if not (img.ndim == 2 or rgb):
             raise fail(f, "image", "a 2-D image (rows, cols) or an RGB(A) uint8 image "

@@ -53,6 +53,18 @@ PALETTE = {
 }
 
 
+def _host(func, x):
+    """A NumPy view of ``x``; GPU arrays (CuPy) are copied to the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__cuda_array_interface__"):
+        get = getattr(x, "get", None)
+        if get is None:
+            raise fail(func, "image", "a NumPy or CuPy array", type(x).__name__)
+        return get()
+    return np.asarray(x)
+
+
 # -- primitives ----------------------------------------------------------------------------
 def _tup(v):
     return tuple(float(a) for a in v)
@@ -455,7 +467,7 @@ class Overlay:
         import cv2
 
         f = "Overlay.render"
-        img = np.asarray(image)
+        img = _host(f, image)
         if img.ndim not in (2, 3):
             raise fail(f, "image", "a grey image (rows, cols) or a batch (frames, rows, cols)",
                        img.shape)
