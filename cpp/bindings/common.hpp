@@ -1,7 +1,8 @@
-// Shared pieces of the private module usfast._core: how arrays cross (a 6-tuple of
-// pointer, frames, rows, cols, frame stride, row stride, strides in elements, built by
-// usfast._arrays.desc), how an Exec is formed, and per-area registration.
+// Shared pieces of the private module usfast._core: how arrays cross (a NumPy array as itself,
+// or for GPU arrays a 6-tuple of pointer, frames, rows, cols, frame stride, row stride, strides
+// in elements, built by usfast._arrays.desc), how an Exec is formed, and per-area registration.
 #pragma once
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -16,6 +17,18 @@ template <class T>
 struct type_caster<usfast::Image<T>> {
   PYBIND11_TYPE_CASTER(usfast::Image<T>, const_name("ImageDesc"));
   bool load(handle src, bool) {
+    if (isinstance<array>(src)) {  // host arrays pass as themselves (no Python-side descriptor)
+      auto a = reinterpret_borrow<array>(src);
+      const ssize_t nd = a.ndim(), it = a.itemsize();
+      if ((nd != 2 && nd != 3) || it != (ssize_t)sizeof(T) || a.strides(nd - 1) != it) return false;
+      value.data = static_cast<T*>(const_cast<void*>(a.data()));
+      value.frames = nd == 3 ? a.shape(0) : 1;
+      value.rows = a.shape(nd - 2);
+      value.cols = a.shape(nd - 1);
+      value.row_stride = a.strides(nd - 2) / it;
+      value.frame_stride = nd == 3 ? a.strides(0) / it : value.rows * value.row_stride;
+      return true;
+    }
     if (!isinstance<tuple>(src)) return false;
     auto t = reinterpret_borrow<tuple>(src);
     if (t.size() != 6) return false;

@@ -75,10 +75,9 @@ USFAST_HD float magnitude(cf32 v) { return fsqrt(v.re * v.re + v.im * v.im); }
 
 // Log compression to a display value in [0, 1]: 0 <-> -dr_db, 1 <-> 0 dB.
 //   dB = 20 log10(env * inv_ref) + gain_db, clamped to [-dr_db, 0].
-// env = 0 maps to 0 (the floor keeps log10 finite).
+// env = 0 maps to 0: log10 gives -inf (GPU) or about -38 (host series), both clamped.
 USFAST_HD float log_compress_px(float env, float inv_ref, float gain_db, float dr_db) {
-  const float a = fmax_(env * inv_ref, 1e-30f);
-  const float db = clampf(20.f * flog10(a) + gain_db, -dr_db, 0.f);
+  const float db = clampf(20.f * flog10(env * inv_ref) + gain_db, -dr_db, 0.f);
   return (db + dr_db) / dr_db;
 }
 

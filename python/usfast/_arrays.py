@@ -67,7 +67,7 @@ def contiguous_cols(a):
 
 def pointer(a) -> int:
     if isinstance(a, np.ndarray):
-        return a.__array_interface__["data"][0]
+        return a.ctypes.data
     return a.__cuda_array_interface__["data"][0]
 
 

@@ -59,12 +59,17 @@ class Call:
 
     def table(self, arr, dtype=np.float32):
         """A small parameter table (taps, gains) on this call's device."""
-        a = np.ascontiguousarray(arr, dtype=dtype)
-        return self.xp.asarray(a) if self.xp is not np else a
+        if self.xp is np:
+            if type(arr) is np.ndarray and arr.dtype == dtype and arr.flags.c_contiguous:
+                return arr
+            return np.ascontiguousarray(arr, dtype=dtype)
+        return self.xp.asarray(np.ascontiguousarray(arr, dtype=dtype))
 
     @staticmethod
     def desc(a):
-        return _arrays.desc(a)
+        """What the core takes for an image: a NumPy array as itself, a GPU array as its
+        (pointer, frames, rows, cols, frame stride, row stride) descriptor."""
+        return a if type(a) is np.ndarray else _arrays.desc(a)
 
     @staticmethod
     def ptr(a) -> int:

@@ -21,7 +21,8 @@ __all__ = ["bandpass", "tgc", "tgc_gain", "demodulate", "envelope", "log_compres
            "persistence"]
 
 _RF = (np.dtype(np.float32), np.dtype(np.int16))
-_SFX = {"float32": "f32", "int16": "i16", "complex64": "c64", "uint8": "u8"}
+_SFX = {np.dtype(k): v for k, v in (("float32", "f32"), ("int16", "i16"), ("complex64", "c64"),
+                                     ("uint8", "u8"))}
 
 
 def _num(func, name, v, lo=None, hi=None, lo_open=False, hi_open=False):
@@ -59,11 +60,11 @@ def _fir(c: Call, x, h, out):
     ht = c.table(h)
     if c.backend == "cupy":
         dx, do = c.desc(x), c.desc(o)
-        c.launch("bmode", f"usfast_fir_axial_{_SFX[x.dtype.name]}", R, C, F,
+        c.launch("bmode", f"usfast_fir_axial_{_SFX[x.dtype]}", R, C, F,
                  (x, i64(dx[4]), i64(dx[5]), o, i64(do[4]), i64(do[5]), i32(R), i32(C), ht,
                   i32(len(h))))
     else:
-        c.core(f"fir_axial_{_SFX[x.dtype.name]}", c.desc(x), c.desc(o), c.ptr(ht), len(h))
+        c.core(f"fir_axial_{_SFX[x.dtype]}", c.desc(x), c.desc(o), c.ptr(ht), len(h))
     return c.result(o)
 
 
@@ -162,7 +163,7 @@ def tgc(x, gain_db=None, *, fs_hz=None, depth_mm=None, sound_speed_m_s=1540.0,
     oa = o.view(np.float32) if cplx else o
     F, R, C = frames_of(xa.shape)
     gt = c.table(g)
-    sfx = _SFX[xa.dtype.name]
+    sfx = _SFX[xa.dtype]
     if c.backend == "cupy":
         dx, do = c.desc(xa), c.desc(oa)
         c.launch("bmode", f"usfast_tgc_{sfx}", R, C, F,
@@ -209,11 +210,11 @@ def _run_demod(c, x, h, mix, dec, o):
     ht, mt = c.table(h), c.table(mix, np.complex64)
     if c.backend == "cupy":
         dx, do = c.desc(x), c.desc(o)
-        c.launch("bmode", f"usfast_demod_{_SFX[x.dtype.name]}", M, C, F,
+        c.launch("bmode", f"usfast_demod_{_SFX[x.dtype]}", M, C, F,
                  (x, i64(dx[4]), i64(dx[5]), i32(R), o, i64(do[4]), i64(do[5]), i32(M), i32(C),
                   ht, i32(len(h)), i32(dec), mt))
     else:
-        c.core(f"demodulate_{_SFX[x.dtype.name]}", c.desc(x), c.desc(o), c.ptr(ht), len(h), dec,
+        c.core(f"demodulate_{_SFX[x.dtype]}", c.desc(x), c.desc(o), c.ptr(ht), len(h), dec,
                c.ptr(mt))
 
 
@@ -260,7 +261,7 @@ def envelope(x, *, taps=41, out=None, backend=None, stream=None, check_finite=Tr
         o[...] = ref.envelope_rf(a, hh)
         return c.result(o)
     ht = c.table(hh)
-    sfx = _SFX[a.dtype.name]
+    sfx = _SFX[a.dtype]
     if c.backend == "cupy":
         dx, do = c.desc(a), c.desc(o)
         c.launch("bmode", f"usfast_envelope_rf_{sfx}", R, C, F,
@@ -289,7 +290,14 @@ def _inv_ref(c, fn, mag, reference, frames):
         m = xp.where(m > 0, m, 1.0)
         return (1.0 / m).astype(np.float32)
     r = _num(fn, "reference", reference, 0, lo_open=True)
-    return c.table(np.full(frames, 1.0 / r, dtype=np.float32))
+    return c.table(_fixed_inv_ref(frames, r))
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_inv_ref(frames, r):
+    a = np.full(frames, 1.0 / r, dtype=np.float32)
+    a.setflags(write=False)
+    return a
 
 
 def _run_log(c, a, o, inv, g, dr):
@@ -298,7 +306,7 @@ def _run_log(c, a, o, inv, g, dr):
         v = ref.log_compress(a, c.xp.asnumpy(inv) if c.xp is not np else inv, g, dr)
         o[...] = v if o.dtype == np.float32 else np.floor(v * 255 + 0.5).astype(np.uint8)
         return
-    name = f"log_compress_{_SFX[a.dtype.name]}_{_SFX[o.dtype.name]}"
+    name = f"log_compress_{_SFX[a.dtype]}_{_SFX[o.dtype]}"
     if c.backend == "cupy":
         dx, do = c.desc(a), c.desc(o)
         c.launch("bmode", "usfast_" + name, R, C, F,
@@ -367,7 +375,7 @@ def bmode(rf, fs_hz, f0_hz, *, decimation=1, bandwidth_hz=None, taps=None, tgc_d
         return c.result(o)
     inv = _inv_ref(c, fn, None, reference, F)
     ht, mt = c.table(h), c.table(mix, np.complex64)
-    name = f"bmode_{_SFX[x.dtype.name]}_{_SFX[od.name]}"
+    name = f"bmode_{_SFX[x.dtype]}_{_SFX[od]}"
     if c.backend == "cupy":
         dx, do = c.desc(x), c.desc(o)
         c.launch("bmode", "usfast_" + name, M, C, F,
