@@ -30,8 +30,9 @@ void fir_row(const T* xf, int64_t rs, int R, int n, int C, const float* h, int n
   const int d = (ntaps - 1) / 2;
   for (int c = 0; c < C; ++c) acc[c] = 0.f;
   for (int k = k0; k <= k1; ++k) {
-    const T* xr = xf + (int64_t)(n + d - k) * rs;
     const float hk = h[k];
+    if (hk == 0.f) continue;  // half the taps of a Hilbert transformer are zero
+    const T* xr = xf + (int64_t)(n + d - k) * rs;
 #pragma omp simd
     for (int c = 0; c < C; ++c) k::fir_acc(acc[c], hk, k::to_float(xr[c]));
   }
