@@ -22,7 +22,7 @@ from . import psf
 from .look import Look
 from .needle import Needle
 from .phantom import Inclusion, Layer, Phantom
-from .render import FULL_SCALE_DB, default_geometry, render, to_bmode
+from .cartesian import FULL_SCALE_DB, default_geometry, render, to_bmode
 from .rf import RFFrame, render_rf
 from .sequence import EVENTS, TRUTH_DTYPE, Frame, Sequence, insertion, needle_free
 

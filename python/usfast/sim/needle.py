@@ -122,7 +122,7 @@ class Needle:
         ``tip_mm``/``tip_px``, ``entry_mm``/``entry_px`` (NaN if the shaft misses the image),
         ``angle_deg``, ``side``, ``visible`` (anything drawn), ``visible_length_mm``,
         ``vis0_*`` (visible end nearer the entry) and ``vis1_*`` (visible end nearer the tip),
-        ``tip_visible`` and ``inserted_mm`` (tip-to-entry length)."""
+        ``tip_visible`` and ``inserted_mm`` (length of the shaft inside the image)."""
         rect = _rect(geometry)
         fov, vis = self._intervals(rect)
         tip = np.asarray(self.tip_mm, dtype=np.float64)
@@ -135,13 +135,16 @@ class Needle:
             v0 = v1 = nan2
             vlen = 0.0
         tip_vis = vis is not None and vis[0] <= 1e-9
-        out = {"tip_mm": tuple(tip), "tip_px": tuple(geometry.mm_to_px(tip)),
-               "entry_mm": tuple(entry), "entry_px": tuple(geometry.mm_to_px(entry)),
-               "vis0_mm": tuple(v0), "vis0_px": tuple(geometry.mm_to_px(v0)),
-               "vis1_mm": tuple(v1), "vis1_px": tuple(geometry.mm_to_px(v1)),
+        def pt(p):
+            return (float(p[0]), float(p[1]))
+
+        out = {"tip_mm": pt(tip), "tip_px": pt(geometry.mm_to_px(tip)),
+               "entry_mm": pt(entry), "entry_px": pt(geometry.mm_to_px(entry)),
+               "vis0_mm": pt(v0), "vis0_px": pt(geometry.mm_to_px(v0)),
+               "vis1_mm": pt(v1), "vis1_px": pt(geometry.mm_to_px(v1)),
                "angle_deg": self.angle_deg, "side": self.side, "visible": vis is not None,
                "visible_length_mm": float(vlen), "tip_visible": bool(tip_vis),
-               "inserted_mm": float(fov[1]) if fov is not None else 0.0}
+               "inserted_mm": float(fov[1] - fov[0]) if fov is not None else 0.0}
         return out
 
     # -- how it is drawn -------------------------------------------------------------------
@@ -160,7 +163,6 @@ class Needle:
         r = np.random.default_rng(np.random.SeedSequence([self.texture_seed, 11]))
         lam = r.uniform(1.5, 6.0, 3)
         ph = r.uniform(0, 2 * math.pi, 3)
-        tail_ph = r.uniform(0, 2 * math.pi, max(look.tail_count, 1))
         length = far - near
         m = look.shaft_texture
         g_tip = 10.0 ** (look.tip_db / 20.0)
@@ -181,7 +183,7 @@ class Needle:
         return Specular(p_back, p_front, 10.0 ** (look.needle_db / 20.0) * self.elevation_gain,
                         phase=self.phase, gain_fn=look.needle_gain, along=along, blob=blob,
                         tail_count=look.tail_count, tail_decay=look.tail_decay,
-                        tail_spacing_mm=self.diameter_mm, tail_phases=tail_ph)
+                        tail_spacing_mm=self.diameter_mm)
 
     def visible_segment(self, rect):
         """The visible part as the Specular-free pair (p_vis0, p_vis1) mm, or None."""

@@ -274,12 +274,18 @@ class Phantom:
         ph = r.uniform(0, 2 * math.pi, k_modes)
         amp = self.texture_db * math.sqrt(2.0 / k_modes)
         if _is_grid(x, z):
-            # cos(a + b) = cos a cos b - sin a sin b: one small matrix product for all modes
-            a = kk[:, 0][None, :] * x[0][:, None] + ph[None, :]        # (cols, K)
-            b = kk[:, 1][None, :] * z[:, 0][:, None]                   # (rows, K)
-            left = np.concatenate([np.cos(b), -np.sin(b)], axis=1).astype(np.float32)
-            right = np.concatenate([np.cos(a), np.sin(a)], axis=1).astype(np.float32).T
-            db = left @ right
+            # cos(a + b) = cos a cos b - sin a sin b: outer products of row and column vectors
+            # (element-wise on purpose: a BLAS product can stall for milliseconds when another
+            # OpenMP runtime shares the two cores)
+            a = kk[:, 0][:, None] * x[0][None, :] + ph[:, None]        # (K, cols)
+            b = kk[:, 1][:, None] * z[:, 0][None, :]                   # (K, rows)
+            ca, sa = np.cos(a).astype(np.float32), np.sin(a).astype(np.float32)
+            cb, sb = np.cos(b).astype(np.float32), np.sin(b).astype(np.float32)
+            db = np.zeros((z.shape[0], x.shape[1]), dtype=np.float32)
+            tmp = np.empty_like(db)
+            for k in range(k_modes):
+                db += np.multiply(cb[k][:, None], ca[k][None, :], out=tmp)
+                db -= np.multiply(sb[k][:, None], sa[k][None, :], out=tmp)
         else:
             db = np.zeros(np.broadcast_shapes(x.shape, z.shape), dtype=np.float32)
             for k in range(k_modes):

@@ -1,6 +1,6 @@
 """Beam-space RF lines ``(samples, lines)`` for a :class:`usfast.ProbeGeometry`.
 
-The same physics as the Cartesian renderer (:mod:`usfast.sim.render`), laid out on the probe's
+The same physics as the Cartesian renderer (:mod:`usfast.sim.cartesian`), laid out on the probe's
 beam grid so that a B-mode chain (demodulation or Hilbert envelope, log compression, scan
 conversion) can be tested end to end:
 
@@ -33,7 +33,7 @@ from ._specular import draw_points, shadow_factor
 from .look import Look
 from .needle import Needle
 from .phantom import Phantom
-from .render import _WORKERS, layer_specular
+from .cartesian import _WORKERS, layer_specular
 
 __all__ = ["render_rf", "RFFrame"]
 

@@ -35,7 +35,7 @@ entry_*              where the shaft axis crosses the image border
 vis0_*, vis1_*       ends of the drawn part: near the entry / near the tip (NaN if none)
 angle_deg            angle between needle and probe face, 0-90
 visible_length_mm    length of the drawn part
-inserted_mm          length of the shaft inside the image (tip to entry)
+inserted_mm          length of the shaft inside the image
 side                 "left"/"right"
 elevation_mm         elevational distance of the tip from the imaging plane
 probe_dx_mm, _dz_mm  probe offset from its starting position
@@ -54,7 +54,7 @@ from . import _check as ck
 from .look import Look
 from .needle import SIDES, Needle, _clip_ray
 from .phantom import Phantom
-from .render import CartesianEngine, default_geometry, to_bmode
+from .cartesian import CartesianEngine, default_geometry, to_bmode
 
 __all__ = ["insertion", "needle_free", "Sequence", "Frame", "TRUTH_DTYPE", "EVENTS"]
 
@@ -336,6 +336,7 @@ def insertion(duration_s=4.0, fps=20.0, angle_deg=None, side="left", seed=0, *,
     tex_seed = int(rng.integers(2**31))
 
     truth = np.zeros(n, dtype=TRUTH_DTYPE)
+    rect = geometry.extent_mm()
     needles = []
     for i in range(n):
         th = math.radians(theta[i])
@@ -360,8 +361,8 @@ def insertion(duration_s=4.0, fps=20.0, angle_deg=None, side="left", seed=0, *,
                 for u_ in ("px", "mm"):
                     tr[f"{p}_{u_}"] = (np.nan, np.nan)
         else:
-            near, far = vis
-            mid = 0.5 * (near + min(far, near + tr["inserted_mm"] + 1.0))
+            shown = nd._intervals(rect)[1]
+            mid = 0.5 * (shown[0] + shown[1]) if shown is not None else vis[0]
             y_mid = a0 + k * mid
             nd = nd.replace(elevation_gain=float(np.clip(
                 math.exp(-4.0 * math.log(2.0) * (y_mid / look.elevation_mm) ** 2), 0.0, 1.0)))
