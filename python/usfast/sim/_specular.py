@@ -47,6 +47,7 @@ class Specular:
     tail_count: int = 0
     tail_decay: float = 0.5
     tail_spacing_mm: float = 0.7
+    tail_fn: object = None
 
     def __post_init__(self):
         self.p_back = np.asarray(self.p_back, dtype=np.float64)
@@ -55,18 +56,11 @@ class Specular:
         self.length = float(math.hypot(d[0], d[1]))
         self.u = d / self.length if self.length > 0 else np.array([1.0, 0.0])
 
-    def shifted(self, dx_mm, dz_mm):
-        """The same reflector seen from a probe moved by (dx, dz): it moves by (-dx, -dz)."""
-        off = np.array([dx_mm, dz_mm])
-        s = Specular(self.p_back - off, self.p_front - off, self.amp, self.phase, self.gain_fn,
-                     self.along, self.blob, self.tail_count, self.tail_decay,
-                     self.tail_spacing_mm)
-        return s
-
 
 def evaluate(spec: Specular, x, z, sx, sz, sin_t, cos_t):
     """Real amplitude (without ``amp`` and phase) of the ridge at points (x, z) mm, with PSF
-    sigmas sx (lateral), sz (axial) in mm and beam direction (sin_t, cos_t) per point."""
+    sigmas sx (lateral), sz (axial) in mm and beam direction (sin_t, cos_t) per point; and the
+    relative amplitude of its comet tail there (``tail_fn`` of the incidence, or 1)."""
     ux, uz = spec.u
     rx = x - spec.p_back[0]
     rz = z - spec.p_back[1]
@@ -89,17 +83,23 @@ def evaluate(spec: Specular, x, z, sx, sz, sin_t, cos_t):
         lat = ex * cos_t - ez * sin_t
         ax = ex * sin_t + ez * cos_t
         val = val + spec.blob * np.exp(-0.5 * (lat * lat / sx2 + ax * ax / sz2))
-    if spec.gain_fn is not None:
+    tail = 1.0
+    if spec.gain_fn is not None or spec.tail_fn is not None:
         inc = np.degrees(np.arcsin(np.minimum(np.abs(ub), 1.0)))
-        val = val * spec.gain_fn(inc)
-    return val
+        if spec.gain_fn is not None:
+            val = val * spec.gain_fn(inc)
+        if spec.tail_fn is not None:
+            tail = spec.tail_fn(inc)
+    return val, tail
 
 
 def add_to_field(F, spec: Specular, rows, cols, val, tail_step_rows: int):
     """Add ``amp * exp(j phase) * val`` at (rows, cols) of complex field F, plus the tail."""
+    val, tail = val
     a = spec.amp * complex(math.cos(spec.phase), math.sin(spec.phase))
     F[rows, cols] += (a * val).astype(F.dtype)
     if spec.tail_count and tail_step_rows > 0:
+        val = val * tail
         nr = F.shape[0]
         for k in range(1, spec.tail_count + 1):
             rr = rows + k * tail_step_rows

@@ -113,6 +113,15 @@ class Look:
         floor = 10.0 ** (self.needle_floor_db / 20.0)
         return (1.0 - floor) * np.exp(-(a / self.needle_specular_deg) ** 2) + floor
 
+    def needle_specular_fraction(self, incidence_deg):
+        """Share of the needle echo that is specular at ``incidence_deg`` (1 when the shaft is
+        parallel to the probe face, towards 0 when steep). Reverberation inside the shaft needs
+        the sound to come back square, so the comet tail is scaled by this share."""
+        a = np.asarray(incidence_deg, dtype=np.float64)
+        floor = 10.0 ** (self.needle_floor_db / 20.0)
+        spec = (1.0 - floor) * np.exp(-(a / self.needle_specular_deg) ** 2)
+        return spec / (spec + floor)
+
     def replace(self, **changes) -> "Look":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -126,7 +135,8 @@ class Look:
         """A look drawn from ``seed`` (an int or a numpy Generator); ``fixed`` overrides fields.
 
         Ranges: f0 5-12 MHz, bandwidth 0.45-0.8, focus 12-32 mm, aperture 10-24 mm, receive
-        F-number 1.2-3, gain -6..+6 dB, dynamic range 45-72 dB, noise -80..-55 dB, TGC 0.8-1.05,
+        F-number 1.2-3, dynamic range 45-72 dB with the gain (about -12..+16 dB) that puts
+        tissue at 20-55 % grey in :func:`usfast.sim.to_bmode`, noise -80..-55 dB, TGC 0.8-1.05,
         slice 1-2.5 mm; needle 18-36 dB with a specular half-width of 15-40 degrees and a
         diffuse floor that keeps it at least 6 dB above tissue at any angle, comet tail 2-8
         echoes decaying 0.3-0.7, shadow 0.1-0.6, tip bright (+2..+10 dB) / plain / fading
@@ -134,13 +144,16 @@ class Look:
         """
         rng = ck.rng_from("Look.random", "seed", seed, 101)
         u = rng.uniform
+        dr = u(45.0, 72.0)
+        # gain puts tissue at 20-55 % grey on the display (to_bmode, 40 dB full scale)
+        gain = 40.0 - dr * (1.0 - u(0.2, 0.55))
         needle_db = u(18.0, 36.0)
         tip_kind = rng.integers(3)
         tip_db = (u(2.0, 10.0), 0.0, u(-15.0, -4.0))[tip_kind]
         v = dict(
             f0_mhz=u(5.0, 12.0), bandwidth=u(0.45, 0.8), focus_mm=u(12.0, 32.0),
-            aperture_mm=u(10.0, 24.0), rx_f_number=u(1.2, 3.0), gain_db=u(-6.0, 6.0),
-            dynamic_range_db=u(45.0, 72.0), noise_db=u(-80.0, -55.0), tgc=u(0.8, 1.05),
+            aperture_mm=u(10.0, 24.0), rx_f_number=u(1.2, 3.0), gain_db=gain,
+            dynamic_range_db=dr, noise_db=u(-80.0, -55.0), tgc=u(0.8, 1.05),
             elevation_mm=u(1.0, 2.5), needle_db=needle_db, needle_specular_deg=u(15.0, 40.0),
             needle_floor_db=u(max(-24.0, 6.0 - needle_db), -8.0),
             tail_count=int(rng.integers(2, 9)), tail_decay=u(0.3, 0.7), shadow=u(0.1, 0.6),

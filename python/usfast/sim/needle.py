@@ -15,7 +15,8 @@ Appearance comes from a :class:`usfast.sim.Look`: brightness ``needle_db`` times
 ``Look.needle_gain(incidence)`` where the incidence is the angle between shaft and the
 beam-perpendicular (the needle angle for a linear probe; it varies along the needle for a
 curvilinear one), a comet tail of reverberations spaced by the needle diameter below the shaft,
-a shadow below it, a bright or fading tip and a slight texture along the shaft.
+a shadow below it, a bright or fading tip and a slight texture along the shaft. The comet tail is scaled by the
+specular share of the echo (:meth:`Look.needle_specular_fraction`), so steep needles ring less.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 from . import _check as ck
 from ._specular import Specular
 
-__all__ = ["Needle", "needle_truth"]
+__all__ = ["Needle"]
 
 SIDES = ("left", "right")
 _FAR = 1e4  # mm: "the hub is far away"
@@ -183,10 +184,11 @@ class Needle:
         return Specular(p_back, p_front, 10.0 ** (look.needle_db / 20.0) * self.elevation_gain,
                         phase=self.phase, gain_fn=look.needle_gain, along=along, blob=blob,
                         tail_count=look.tail_count, tail_decay=look.tail_decay,
-                        tail_spacing_mm=self.diameter_mm)
+                        tail_spacing_mm=self.diameter_mm,
+                        tail_fn=look.needle_specular_fraction)
 
     def visible_segment(self, rect):
-        """The visible part as the Specular-free pair (p_vis0, p_vis1) mm, or None."""
+        """Ends (p_vis0, p_vis1) in mm of the part visible in ``rect``, or None."""
         fov, vis = self._intervals(rect)
         if vis is None:
             return None
@@ -198,7 +200,3 @@ def _rect(geometry):
         raise ck.fail("Needle.truth", "geometry", "an ImageGeometry with a shape", geometry)
     return geometry.extent_mm()
 
-
-def needle_truth(needle, geometry) -> dict:
-    """Same as ``needle.truth(geometry)``."""
-    return needle.truth(geometry)
