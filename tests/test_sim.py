@@ -358,18 +358,18 @@ def test_insertion_truth_table():
         mm = np.stack([t[f"{p}_x_mm"], t[f"{p}_z_mm"]], 1)
         np.testing.assert_allclose(seq.geometry.px_to_mm(px), mm, atol=1e-9)
     # every event of the default schedule occurs; out-of-plane frames draw nothing
-    assert set(t["phase"]) >= {"advance", "pause", "withdraw", "partial", "out_of_plane"}
-    oop = t["phase"] == "out_of_plane"
+    assert set(t["event"]) >= {"advance", "pause", "withdraw", "partial", "out_of_plane"}
+    oop = t["event"] == "out_of_plane"
     assert (~t["in_plane"][oop]).any()
     assert not (t["visible"] & ~t["in_plane"]).any()
     assert np.all(t["visible_length_mm"][~t["visible"]] == 0)
     # partial frames: shaft seen, tip not
-    part = (t["phase"] == "partial") & t["visible"] & ~t["tip_visible"]
+    part = (t["event"] == "partial") & t["visible"] & ~t["tip_visible"]
     assert part.any()
     # advance lengthens, withdraw shortens the shaft in view (allowing for tremor)
-    adv = np.diff(t["inserted_mm"])[(t["phase"][1:] == "advance") & (t["phase"][:-1] ==
+    adv = np.diff(t["inserted_mm"])[(t["event"][1:] == "advance") & (t["event"][:-1] ==
                                                                        "advance")]
-    wd = np.diff(t["inserted_mm"])[(t["phase"][1:] == "withdraw") & (t["phase"][:-1] ==
+    wd = np.diff(t["inserted_mm"])[(t["event"][1:] == "withdraw") & (t["event"][:-1] ==
                                                                       "withdraw")]
     assert np.median(adv) > 0.1 and np.median(wd) < -0.1
     # the visible tip is inside the image; the visible length never exceeds the inserted one
@@ -418,7 +418,7 @@ def test_custom_events_and_needle_free():
                         events=[("advance", 1.0), ("pause", 0.5), ("withdraw", 0.5)],
                         tremor=0.0, probe_motion=0.0)
     t = seq.truth
-    assert list(t["phase"][:10]) == ["advance"] * 10
+    assert list(t["event"][:10]) == ["advance"] * 10
     np.testing.assert_allclose(t["angle_deg"], 30.0)
     assert np.all(t["probe_dx_mm"] == 0)
     free = sim.needle_free(duration_s=1.0, fps=5, seed=2, shape=(128, 128))

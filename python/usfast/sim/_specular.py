@@ -12,8 +12,10 @@ Reverberation (comet tail): copies of the ridge shifted down the beam by multipl
 decaying geometrically, each a quarter period (90 degrees) ahead of the previous one. Being in
 quadrature, neighbouring echoes add their energies where they overlap instead of interfering,
 so the tail brightens the region below the shaft without moving the shaft's own echo off the
-true line (random phases would bias the ridge by up to a pixel when the copies overlap it). Shadow: a factor < 1 on the scatterer
-amplitudes below the segment along each beam (applied before the PSF, so its edges blur).
+true line (random phases would bias the ridge by up to a pixel when the copies overlap it).
+
+Shadow: a factor < 1 on the scatterer amplitudes below the segment along each beam (applied
+before the PSF, so its edges blur).
 """
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ Appearance comes from a :class:`usfast.sim.Look`: brightness ``needle_db`` times
 ``Look.needle_gain(incidence)`` where the incidence is the angle between shaft and the
 beam-perpendicular (the needle angle for a linear probe; it varies along the needle for a
 curvilinear one), a comet tail of reverberations spaced by the needle diameter below the shaft,
-a shadow below it, a bright or fading tip and a slight texture along the shaft. The comet tail is scaled by the
-specular share of the echo (:meth:`Look.needle_specular_fraction`), so steep needles ring less.
+a shadow below it, a bright or fading tip and a slight texture along the shaft. The comet tail
+is scaled by the specular share of the echo (:meth:`Look.needle_specular_fraction`), so steep
+needles ring less.
 """
 from __future__ import annotations
 

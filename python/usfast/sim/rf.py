@@ -131,7 +131,8 @@ def render_rf(phantom: Phantom, probe: ProbeGeometry, *, seed=0, look: Look | No
 
     samp = np.arange(RP, dtype=np.float64)[:, None] - ps
     line = np.arange(CP, dtype=np.float64)[None, :] - pl
-    X, Z = (np.ascontiguousarray(a) for a in np.broadcast_arrays(*probe.beam_to_mm(samp, line, n)))
+    X, Z = (np.ascontiguousarray(a)
+            for a in np.broadcast_arrays(*probe.beam_to_mm(samp, line, n)))
     echo = phantom.echogenicity(X, Z)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     amp = rng.standard_normal((RP, 2 * CP), dtype=np.float32).view(np.complex64)

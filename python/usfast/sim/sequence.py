@@ -21,25 +21,25 @@ Motion model, in the tissue frame (the image frame of the probe's starting posit
   when its elevational distance is at most ``T/2``; brightness follows the elevational profile.
 
 Truth (a NumPy structured array, :data:`TRUTH_DTYPE`, one row per frame), points in image
-pixels ``(x, z)`` = (column, row) and in mm of the sequence's geometry:
+pixels ``(x, z)`` = (column, row) and in mm of the sequence's geometry; each point ``p`` has
+the fields ``p_x_px, p_z_px, p_x_mm, p_z_mm`` (``Sequence.truth_at(i)`` adds ``p_px``/``p_mm``
+tuples):
 
-=================== ===============================================================
-frame, t_s           index and timestamp (``i / fps``)
-phase                event in progress (advance, pause, withdraw, partial, out_of_plane, none)
-has_needle           False for needle-free sequences (then every coordinate is NaN)
-in_plane             some part of the shaft lies in the elevational slice
-visible              some part of the needle is drawn in the image (in plane and in view)
-tip_visible          the tip itself is drawn
-tip_*                the physical tip (even when it is out of plane or out of view)
-entry_*              where the shaft axis crosses the image border
-vis0_*, vis1_*       ends of the drawn part: near the entry / near the tip (NaN if none)
-angle_deg            angle between needle and probe face, 0-90
-visible_length_mm    length of the drawn part
-inserted_mm          length of the shaft inside the image
-side                 "left"/"right"
-elevation_mm         elevational distance of the tip from the imaging plane
-probe_dx_mm, _dz_mm  probe offset from its starting position
-=================== ===============================================================
+- ``frame, t_s``: index and timestamp (``i / fps``)
+- ``event``: event in progress (advance, pause, withdraw, partial, out_of_plane, none)
+- ``has_needle``: False for needle-free sequences (then every coordinate is NaN)
+- ``in_plane``: some part of the shaft lies in the elevational slice
+- ``visible``: some part of the needle is drawn in the image (in plane and in view)
+- ``tip_visible``: the tip itself is drawn
+- ``tip_*``: the physical tip (even when it is out of plane or out of view)
+- ``entry_*``: where the shaft axis crosses the image border
+- ``vis0_*, vis1_*``: ends of the drawn part: near the entry / near the tip (NaN if none)
+- ``angle_deg``: angle between needle and probe face, 0-90
+- ``visible_length_mm``: length of the drawn part
+- ``inserted_mm``: length of the shaft inside the image
+- ``side``: "left"/"right"
+- ``elevation_mm``: elevational distance of the tip from the imaging plane
+- ``probe_dx_mm, _dz_mm``: probe offset from its starting position
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ __all__ = ["insertion", "needle_free", "Sequence", "Frame", "TRUTH_DTYPE", "EVEN
 EVENTS = ("advance", "pause", "withdraw", "partial", "out_of_plane")
 _PT = ("tip", "entry", "vis0", "vis1")
 TRUTH_DTYPE = np.dtype(
-    [("frame", "i4"), ("t_s", "f8"), ("phase", "U12"), ("has_needle", "?"),
+    [("frame", "i4"), ("t_s", "f8"), ("event", "U12"), ("has_needle", "?"),
      ("in_plane", "?"), ("visible", "?"), ("tip_visible", "?")]
     + [(f"{p}_{a}_{u}", "f8") for p in _PT for u in ("px", "mm") for a in ("x", "z")]
     + [("angle_deg", "f8"), ("visible_length_mm", "f8"), ("inserted_mm", "f8"),
@@ -368,7 +368,7 @@ def insertion(duration_s=4.0, fps=20.0, angle_deg=None, side="left", seed=0, *,
                 math.exp(-4.0 * math.log(2.0) * (y_mid / look.elevation_mm) ** 2), 0.0, 1.0)))
         needles.append(nd if tr["visible"] else None)
         _fill(row, tr)
-        row["frame"], row["t_s"], row["phase"] = i, t[i], phase[i]
+        row["frame"], row["t_s"], row["event"] = i, t[i], phase[i]
         row["has_needle"] = True
         row["in_plane"] = vis is not None
         row["elevation_mm"] = a0
@@ -417,7 +417,7 @@ def needle_free(duration_s=2.0, fps=20.0, seed=0, *, shape=(512, 512), spacing_m
             truth[name] = np.nan
     truth["frame"] = np.arange(n)
     truth["t_s"] = t
-    truth["phase"] = "none"
+    truth["event"] = "none"
     truth["visible_length_mm"] = 0.0
     truth["inserted_mm"] = 0.0
     truth["probe_dx_mm"], truth["probe_dz_mm"] = off[:, 0], off[:, 1]
