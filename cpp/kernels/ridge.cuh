@@ -30,12 +30,15 @@ USFAST_HD int ridge_reflect(int i, int n) {
 USFAST_HD float ridge_load(const float* p) { return *p; }
 USFAST_HD float ridge_load(const unsigned char* p) { return static_cast<float>(*p); }
 
-// atan2 in radians, branch-free (selects only), |error| < 2e-6 rad: the same value on every
+// atan2 in radians, branch-free, |error| < 2e-6 rad: the same value on every
 // backend and vectorisable on the CPU. Returns 0 for (0, 0).
 USFAST_HD float ridge_atan2(float y, float x) {
   const float ax = fabs_(x), ay = fabs_(y);
-  const float mx = fmax_(ax, ay), mn = fmin_(ax, ay);
-  const float a = mx > 0.f ? mn / mx : 0.f;
+  // max/min and the quadrant fix-ups below are arithmetic, not selects: gcc turns selects that
+  // share a comparison into branches (jump threading), and the CPU loop would not vectorise
+  const float d = fabs_(ax - ay);
+  const float mx = 0.5f * (ax + ay + d), mn = 0.5f * (ax + ay - d);
+  const float a = mn / (mx + 1e-30f);  // |error| ~ 1e-7 absolute, i.e. 1e-7 rad
   const float s = a * a;
   // minimax odd polynomial for atan on [0, 1]
   float r = -0.01172136f;
@@ -45,9 +48,10 @@ USFAST_HD float ridge_atan2(float y, float x) {
   r = r * s - 0.33262312f;
   r = r * s + 0.99997723f;
   r *= a;
-  r = ay > ax ? 1.57079633f - r : r;
-  r = x < 0.f ? 3.14159265f - r : r;
-  return y < 0.f ? -r : r;
+  const float steep = (float)(ay > ax), left = (float)(x < 0.f), below = (float)(y < 0.f);
+  r += steep * (1.57079633f - 2.f * r);
+  r += left * (3.14159265f - 2.f * r);
+  return r * (1.f - 2.f * below);
 }
 
 // ---- box decimation --------------------------------------------------------------------------
@@ -110,18 +114,59 @@ struct hess2 { float xx, xz, zz; };
 USFAST_HD hess2 ridge_cols_px(const float* a0, const float* a1, const float* a2, usf_i64 rs, int R,
                               int r, int c, const float* taps, int rad) {
   const int n = 2 * rad + 1;
-  const float* g0 = taps;
-  const float* g1 = taps + n;
-  const float* g2 = taps + 2 * n;
   hess2 h;
   h.xx = h.xz = h.zz = 0.f;
   for (int j = 0; j < n; ++j) {
     const usf_i64 o = (usf_i64)ridge_reflect(r + rad - j, R) * rs + c;
-    h.xx += g0[j] * a2[o];
-    h.xz += g1[j] * a1[o];
-    h.zz += g2[j] * a0[o];
+    h.xx += taps[j] * a2[o];
+    h.xz += taps[n + j] * a1[o];
+    h.zz += taps[2 * n + j] * a0[o];
   }
   return h;
+}
+
+// Row forms of the two passes for the CPU: the same sums, in the same order (tap j = 0..n-1
+// added to a zeroed accumulator), with the tap loop outside so that the column loop is a plain
+// vector loop. Columns [c0, c1) of one row; the rows form needs rad <= c0, c1 <= C - rad.
+USFAST_HD void ridge_rows_direct_row(const float* x, int c0, int c1, const float* taps, int rad,
+                                     float* a0, float* a1, float* a2) {
+  const int n = 2 * rad + 1;
+  for (int c = c0; c < c1; ++c) a0[c] = a1[c] = a2[c] = 0.f;
+  for (int j = 0; j < n; ++j) {
+    const float g0 = taps[j], g1 = taps[n + j], g2 = taps[2 * n + j];
+    const float* xj = x + rad - j;
+#if !defined(__CUDACC__)
+#pragma omp simd
+#endif
+    for (int c = c0; c < c1; ++c) {
+      const float v = xj[c];
+      a0[c] += g0 * v;
+      a1[c] += g1 * v;
+      a2[c] += g2 * v;
+    }
+  }
+}
+
+USFAST_HD void ridge_cols_row(const float* a0, const float* a1, const float* a2, usf_i64 rs, int R,
+                              int r, int C, const float* taps, int rad, float* hxx, float* hxz,
+                              float* hzz) {
+  const int n = 2 * rad + 1;
+  for (int c = 0; c < C; ++c) hxx[c] = hxz[c] = hzz[c] = 0.f;
+  for (int j = 0; j < n; ++j) {
+    const usf_i64 o = (usf_i64)ridge_reflect(r + rad - j, R) * rs;
+    const float g0 = taps[j], g1 = taps[n + j], g2 = taps[2 * n + j];
+    const float* p0 = a0 + o;
+    const float* p1 = a1 + o;
+    const float* p2 = a2 + o;
+#if !defined(__CUDACC__)
+#pragma omp simd
+#endif
+    for (int c = 0; c < C; ++c) {
+      hxx[c] += g0 * p2[c];
+      hxz[c] += g1 * p1[c];
+      hzz[c] += g2 * p0[c];
+    }
+  }
 }
 
 // ---- ridge measures --------------------------------------------------------------------------
@@ -130,42 +175,57 @@ USFAST_HD hess2 ridge_cols_px(const float* a0, const float* a1, const float* a2,
 //     V = exp(-Rb^2 / (2 beta^2)) (1 - exp(-S^2 / (2 c^2))),  Rb = |l1|/|l2|,  S^2 = l1^2 + l2^2,
 //     V = 0 where l2 >= 0 (|l1| <= |l2|: eigenvalues sorted by magnitude);
 // measure: 1 = ridge strength max(0, -l2 - |l1|) (contrast-preserving; 0 for dark ridges and
-//     blobs), the weight used for needle localisation.
+//     blobs), the weight used for needle localisation;
+// measure: 2 = Hessian norm S = sqrt(l1^2 + l2^2) (sets Frangi's c from the data).
 // Eigenvalues of the scale-normalised Hessian s2 * H (s2 = sigma^2).
-enum { RIDGE_FRANGI = 0, RIDGE_STRENGTH = 1 };
+enum { RIDGE_FRANGI = 0, RIDGE_STRENGTH = 1, RIDGE_NORM = 2 };
 
 struct ridge_out { float response, orientation_deg; };
 
-USFAST_HD ridge_out ridge_measure_px(hess2 h, float s2, int measure, float beta, float c) {
-  const float a = h.xx * s2, b = h.xz * s2, d = h.zz * s2;
+// (Hessian components as scalars, not a struct: gcc's omp simd keeps a struct argument in
+// memory per lane, and the CPU loop would not vectorise.)
+template <int M>
+USFAST_HD ridge_out ridge_measure_px(float hxx, float hxz, float hzz, float s2, float beta,
+                                     float c) {
+  const float a = hxx * s2, b = hxz * s2, d = hzz * s2;
   const float m = 0.5f * (a + d);
   const float hd = 0.5f * (a - d);
   const float q = fsqrt(hd * hd + b * b);
-  const float mu_hi = m + q, mu_lo = m - q;
-  const bool lo_big = fabs_(mu_lo) >= fabs_(mu_hi);
-  const float l1 = lo_big ? mu_hi : mu_lo;  // smaller magnitude
-  const float l2 = lo_big ? mu_lo : mu_hi;  // larger magnitude
+  // eigenvalues m +- q sorted by magnitude: l2 = m + sgn(m) q (m - q on a tie, m = 0), written
+  // as arithmetic so that the CPU loop vectorises
+  const float sg = 2.f * (float)(m > 0.f) - 1.f;
+  const float l1 = m - sg * q;  // smaller magnitude
+  const float l2 = m + sg * q;  // larger magnitude
   ridge_out o;
-  if (measure == RIDGE_FRANGI) {
-    const float rb = l2 < 0.f ? fabs_(l1) / (-l2) : 0.f;
+  if (M == RIDGE_FRANGI) {
+    const float rb = fabs_(l1) / fmax_(-l2, 1e-30f);  // unused where l2 >= 0
     const float s = l1 * l1 + l2 * l2;
     const float v = fexp(-rb * rb / (2.f * beta * beta)) * (1.f - fexp(-s / (2.f * c * c)));
     o.response = l2 < 0.f ? v : 0.f;
-  } else {
+  } else if (M == RIDGE_STRENGTH) {
     o.response = fmax_(0.f, -l2 - fabs_(l1));
+  } else {
+    o.response = fsqrt(l1 * l1 + l2 * l2);
   }
   // the eigenvector of the algebraically larger eigenvalue runs along a bright ridge
   o.orientation_deg = 0.5f * ridge_atan2(2.f * b, a - d) * 57.29577951f;
   return o;
 }
 
+// The measure chosen at run time (the GPU kernels; CPU loops pick the template outside).
+USFAST_HD ridge_out ridge_measure_px(hess2 h, float s2, int measure, float beta, float c) {
+  return measure == RIDGE_FRANGI ? ridge_measure_px<RIDGE_FRANGI>(h.xx, h.xz, h.zz, s2, beta, c)
+         : measure == RIDGE_STRENGTH
+             ? ridge_measure_px<RIDGE_STRENGTH>(h.xx, h.xz, h.zz, s2, beta, c)
+             : ridge_measure_px<RIDGE_NORM>(h.xx, h.xz, h.zz, s2, beta, c);
+}
+
 // Combine a scale's result into the running multiscale output: the larger response wins and
 // brings its orientation. first != 0 overwrites.
 USFAST_HD void ridge_combine(float* resp, float* orient, ridge_out v, int first) {
-  if (first || v.response > *resp) {
-    *resp = v.response;
-    *orient = v.orientation_deg;
-  }
+  const bool take = (first != 0) | (v.response > *resp);
+  *resp = take ? v.response : *resp;
+  *orient = take ? v.orientation_deg : *orient;
 }
 
 // ---- needle gating ---------------------------------------------------------------------------
@@ -189,7 +249,7 @@ USFAST_HD float needle_angle_weight(float th, float lo0, float hi0, float lo1, f
 // Needle enhancement at one pixel: ridge strength r times the angle-prior weight, boosted where
 // the image is brighter than its running background (a moving needle over static tissue):
 //     E = r * w_angle(theta) * (1 + gain * clamp((img - bg) / ref, 0, 1)).
-// bg == nullptr (or gain 0) leaves the temporal factor at 1.
+// gain 0 leaves the temporal factor at 1.
 USFAST_HD float needle_enhance_px(float r, float th, float img, float bg, float lo0, float hi0,
                                   float lo1, float hi1, float inv_soft, float gain, float inv_ref) {
   const float t = clampf((img - bg) * inv_ref, 0.f, 1.f);
@@ -239,18 +299,18 @@ extern "C" __global__ void usfast_ridge_cols(const float* a, usf_i64 aps, usf_i6
 }
 
 // Needle enhancement (in place on resp). img/bg: the image and its running background on the
-// same grid; bg may be null.
+// same grid, read only when temporal != 0.
 extern "C" __global__ void usfast_needle_enhance(float* resp, const float* orient, usf_i64 ofs,
                                                  usf_i64 ors, const float* img, usf_i64 ifs,
                                                  usf_i64 irs, const float* bg, usf_i64 bfs,
                                                  usf_i64 brs, int R, int C, float lo0, float hi0,
-                                                 float lo1, float hi1, float inv_soft, float gain,
-                                                 float inv_ref) {
+                                                 float lo1, float hi1, float inv_soft, int temporal,
+                                                 float gain, float inv_ref) {
   USFAST_PIXEL_INDEX(f, r, c, R, C);
   const usf_i64 o = f * ofs + r * ors + c;
-  const float iv = bg ? img[f * ifs + r * irs + c] : 0.f;
-  const float bv = bg ? bg[f * bfs + r * brs + c] : 0.f;
+  const float iv = temporal ? img[f * ifs + r * irs + c] : 0.f;
+  const float bv = temporal ? bg[f * bfs + r * brs + c] : 0.f;
   resp[o] = usfast::k::needle_enhance_px(resp[o], orient[o], iv, bv, lo0, hi0, lo1, hi1, inv_soft,
-                                         bg ? gain : 0.f, inv_ref);
+                                         temporal ? gain : 0.f, inv_ref);
 }
 #endif  // __CUDACC__

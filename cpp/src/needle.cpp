@@ -51,8 +51,9 @@ void ridge_scale(Image<const float> img, Image<float> work, Image<float> respons
   detail::check_ptr(fn, "taps", taps);
   require(radius >= 0 && radius < (1 << 20), fn, "radius", "a radius in [0, 2^20)");
   require(finite_pos(sigma), fn, "sigma", "a positive scale in pixels");
-  require(measure == RidgeMeasure::Frangi || measure == RidgeMeasure::Strength, fn, "measure",
-          "Frangi or Strength");
+  require(measure == RidgeMeasure::Frangi || measure == RidgeMeasure::Strength ||
+              measure == RidgeMeasure::Norm,
+          fn, "measure", "Frangi, Strength or Norm");
   if (measure == RidgeMeasure::Frangi) {
     require(finite_pos(beta), fn, "beta", "a positive number");
     require(finite_pos(c), fn, "c", "a positive number");

@@ -18,7 +18,7 @@ namespace usfast {
 template <class T>
 void box_decimate(Image<const T> img, Image<float> out, int factor, float scale, const Exec& ex);
 
-enum class RidgeMeasure : int { Frangi = 0, Strength = 1 };
+enum class RidgeMeasure : int { Frangi = 0, Strength = 1, Norm = 2 };
 
 // One scale of the multiscale Hessian ridge filter (bright ridges). `taps` holds the sampled
 // Gaussian derivative taps of order 0, 1 and 2 at this scale (3 consecutive arrays of
@@ -27,6 +27,7 @@ enum class RidgeMeasure : int { Frangi = 0, Strength = 1 };
 // analytic eigenvalues (sorted by magnitude, |l1| <= |l2|) give
 //   Frangi:   exp(-(l1/l2)^2 / (2 beta^2)) (1 - exp(-(l1^2 + l2^2) / (2 c^2))) where l2 < 0,
 //   Strength: max(0, -l2 - |l1|),
+//   Norm:     sqrt(l1^2 + l2^2) (the data-driven choice of c),
 // and the orientation of the ridge (degrees in (-90, 90], direction (cos, sin) in (x, z)).
 // first = true writes response/orientation; false keeps, per pixel, the larger response of
 // this scale and what is there (multiscale maximum). `work` is scratch of 3 * img.frames

@@ -28,13 +28,42 @@ void box_decimate(Image<const T> img, Image<float> out, int factor, float scale)
 template void box_decimate<float>(Image<const float>, Image<float>, int, float);
 template void box_decimate<uint8_t>(Image<const uint8_t>, Image<float>, int, float);
 
+namespace {
+// Cols pass + measure of one scale, the measure and "first scale" fixed at compile time so that
+// the column loop has no branches and vectorises (a data-dependent combine lets gcc sink the
+// orientation into a branch, which it cannot if-convert without -fno-trapping-math).
+template <int M, int First>
+void ridge_cols(Image<float> work, int64_t aps, Image<float> response, Image<float> orientation,
+                const float* taps, int rad, float s2, float beta, float c) {
+  const int R = (int)response.rows, C = (int)response.cols;
+  parallel_rows(response.frames, R, [&](int64_t f, int64_t r) {
+    static thread_local std::vector<float> hbuf;
+    if (hbuf.size() < 3 * (size_t)C) hbuf.resize(3 * (size_t)C);
+    float* hxx = hbuf.data();
+    float* hxz = hxx + C;
+    float* hzz = hxz + C;
+    const float* a0 = work.data + f * work.frame_stride;
+    k::ridge_cols_row(a0, a0 + aps, a0 + 2 * aps, work.row_stride, R, (int)r, C, taps, rad, hxx,
+                      hxz, hzz);
+    float* resp = &response.at(f, r, 0);
+    float* ori = &orientation.at(f, r, 0);
+#pragma omp simd
+    for (int cc = 0; cc < C; ++cc) {
+      k::ridge_combine(&resp[cc], &ori[cc],
+                       k::ridge_measure_px<M>(hxx[cc], hxz[cc], hzz[cc], s2, beta, c), First);
+    }
+  });
+}
+
+}  // namespace
+
 void ridge_scale(Image<const float> img, Image<float> work, Image<float> response,
                  Image<float> orientation, const float* taps, int rad, float sigma, int measure,
                  float beta, float c, bool first) {
   const int R = (int)img.rows, C = (int)img.cols;
   const int64_t F = img.frames;
   const int64_t aps = F * work.frame_stride;  // plane p of frame f = work frame p*F + f
-  // rows pass: reflected borders apart, so that the interior loop is a plain vector loop
+  // rows pass: the reflected borders per pixel, the interior in row form (vector loops)
   const int cl = std::min(rad, C), cr = std::max(cl, C - rad);
   parallel_rows(F, R, [&](int64_t f, int64_t r) {
     const float* x = &img.at(f, r, 0);
@@ -45,29 +74,20 @@ void ridge_scale(Image<const float> img, Image<float> work, Image<float> respons
       const k::ridge3 v = k::ridge_rows_reflect_px(x, C, cc, taps, rad);
       a0[cc] = v.a0, a1[cc] = v.a1, a2[cc] = v.a2;
     }
-#pragma omp simd
-    for (int cc = cl; cc < cr; ++cc) {
-      const k::ridge3 v = k::ridge_rows_direct_px(x, cc, taps, rad);
-      a0[cc] = v.a0, a1[cc] = v.a1, a2[cc] = v.a2;
-    }
+    k::ridge_rows_direct_row(x, cl, cr, taps, rad, a0, a1, a2);
     for (int cc = cr; cc < C; ++cc) {
       const k::ridge3 v = k::ridge_rows_reflect_px(x, C, cc, taps, rad);
       a0[cc] = v.a0, a1[cc] = v.a1, a2[cc] = v.a2;
     }
   });
   const float s2 = sigma * sigma;
-  const int fst = first ? 1 : 0;
-  parallel_rows(F, R, [&](int64_t f, int64_t r) {
-    const float* a0 = work.data + f * work.frame_stride;
-    float* resp = &response.at(f, r, 0);
-    float* ori = &orientation.at(f, r, 0);
-#pragma omp simd
-    for (int cc = 0; cc < C; ++cc) {
-      const k::hess2 h =
-          k::ridge_cols_px(a0, a0 + aps, a0 + 2 * aps, work.row_stride, R, (int)r, cc, taps, rad);
-      k::ridge_combine(&resp[cc], &ori[cc], k::ridge_measure_px(h, s2, measure, beta, c), fst);
-    }
-  });
+  const auto cols = measure == k::RIDGE_FRANGI
+                        ? (first ? ridge_cols<k::RIDGE_FRANGI, 1> : ridge_cols<k::RIDGE_FRANGI, 0>)
+                    : measure == k::RIDGE_STRENGTH
+                        ? (first ? ridge_cols<k::RIDGE_STRENGTH, 1>
+                                 : ridge_cols<k::RIDGE_STRENGTH, 0>)
+                        : (first ? ridge_cols<k::RIDGE_NORM, 1> : ridge_cols<k::RIDGE_NORM, 0>);
+  cols(work, aps, response, orientation, taps, rad, s2, beta, c);
 }
 
 void needle_gate(Image<float> response, Image<const float> orientation, Image<const float> img,

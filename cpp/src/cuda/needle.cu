@@ -60,7 +60,8 @@ void needle_gate(Image<float> response, Image<const float> orientation, Image<co
                                    response.row_stride, img.data, img.frame_stride,
                                    img.row_stride, background.data, background.frame_stride,
                                    background.row_stride, (int)response.rows, (int)response.cols,
-                                   lo0, hi0, lo1, hi1, inv_soft, gain, inv_ref);
+                                   lo0, hi0, lo1, hi1, inv_soft,
+                                   background.data != nullptr ? 1 : 0, gain, inv_ref);
   USFAST_CUDA_LAUNCHED();
 }
 
