@@ -1,0 +1,306 @@
+// CPU launchers for the denoising filters: each frame is first copied into a border-extended
+// buffer (so the inner loops need no index rules), then OpenMP over rows and contiguous,
+// vectorised loops over columns call the per-pixel functions of kernels/nlm.cuh, rank.cuh and
+// bilateral.cuh. Scratch buffers are per thread and reused across calls.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/nlm.cuh"
+#include "kernels/rank.cuh"
+#include "src/cpu/parallel.hpp"
+#include "src/denoise_launch.hpp"
+
+namespace usfast {
+namespace cpu {
+
+namespace {
+
+template <class T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// Frame f of x extended by `pad` pixels on every side with the border rule (reflect-101 or
+// replicate) into dst, row stride C + 2 pad.
+void extend_frame(const Image<const float>& x, int64_t f, int pad, bool reflect, float* dst) {
+  const int R = (int)x.rows, C = (int)x.cols;
+  const int64_t ps = C + 2 * pad;
+  auto rule = [reflect](int i, int n) { return reflect ? k::reflect101(i, n) : k::replicate(i, n); };
+  parallel_for(R + 2 * pad, [&](int64_t i) {
+    const float* s = &x.at(f, rule((int)i - pad, R), 0);
+    float* d = dst + i * ps;
+    for (int j = 0; j < pad; ++j) d[j] = s[rule(j - pad, C)];
+#pragma omp simd
+    for (int j = 0; j < C; ++j) d[pad + j] = s[j];
+    for (int j = C + pad; j < C + 2 * pad; ++j) d[j] = s[rule(j - pad, C)];
+  });
+}
+
+thread_local std::vector<float> t_frame;  // the extended frame, owned by the calling thread
+
+}  // namespace
+
+// ---- non-local means ---------------------------------------------------------------------------
+// Offset-outer with the symmetry w(p, d) = w(p + d, -d): only half the offsets are visited
+// (dy > 0, or dy = 0 and dx > 0), and each weight is added at p (neighbour p + d) and at p + d
+// (neighbour p). So p also runs over the pixels just outside the image whose neighbour p + d is
+// inside, and the sums are kept in accumulators extended by d on every side. Rows of p are cut
+// into bands of at least d rows; a band writes its own rows and the d rows below, so even bands
+// run together, then odd bands. Within a band, for each offset, the patch-height column sums V
+// are running sums down the rows (restarted at each band, which bounds the rounding drift) and
+// the patch sums are P consecutive V. PW = the patch width when known at compile time (the
+// column loop then vectorises with the P sums unrolled), 0 for any width.
+namespace {
+
+struct NlmFrame {
+  const float* pad;  // input extended by reach = o + d, row stride ps
+  int64_t ps;
+  float* num;        // accumulators extended by d, row stride as
+  float* den;
+  int64_t as;
+  int R, C, o, d;
+  float inv_p2, two_sigma2, inv_h2;
+};
+
+template <int PW>
+void nlm_band(const NlmFrame& F, int r0, int r1, float* V, float* H) {
+  const int o = F.o, d = F.d, P = PW > 0 ? PW : 2 * o + 1, reach = o + d;
+  const int64_t ps = F.ps, as = F.as;
+  for (int dy = 0; dy <= d; ++dy) {
+    for (int dx = dy == 0 ? 1 : -d; dx <= d; ++dx) {
+      const int64_t sh = dy * ps + dx;
+      const int clo = dx > 0 ? -dx : 0, W = F.C + (dx > 0 ? dx : -dx);  // p: clo .. clo+W-1
+      const int VW = W + 2 * o;
+      for (int r = r0; r < r1; ++r) {
+        // V[j] <-> column clo - o + j, summed over the patch rows r - o .. r + o
+        if (r == r0) {
+          const float* a = F.pad + (int64_t)(r - o + reach) * ps + (clo - o + reach);
+#pragma omp simd
+          for (int j = 0; j < VW; ++j) V[j] = k::sqdiff(a[j], a[j + sh]);
+          for (int i = 1; i < P; ++i) {
+            a += ps;
+#pragma omp simd
+            for (int j = 0; j < VW; ++j) V[j] += k::sqdiff(a[j], a[j + sh]);
+          }
+        } else {
+          const float* an = F.pad + (int64_t)(r + o + reach) * ps + (clo - o + reach);
+          const float* ao = an - (int64_t)P * ps;
+#pragma omp simd
+          for (int j = 0; j < VW; ++j)
+            V[j] += k::sqdiff(an[j], an[j + sh]) - k::sqdiff(ao[j], ao[j + sh]);
+        }
+        if constexpr (PW == 0) {
+#pragma omp simd
+          for (int c = 0; c < W; ++c) H[c] = V[c];
+          for (int m = 1; m < P; ++m) {
+#pragma omp simd
+            for (int c = 0; c < W; ++c) H[c] += V[c + m];
+          }
+        }
+        const float* up = F.pad + (int64_t)(r + reach) * ps + (clo + reach);  // x[p]
+        const float* uq = up + sh;                                            // x[p + d]
+        float* np_ = F.num + (int64_t)(r + d) * as + (clo + d);
+        float* dp = F.den + (int64_t)(r + d) * as + (clo + d);
+        float* nq = np_ + dy * as + dx;
+        float* dq = dp + dy * as + dx;
+#pragma omp simd
+        for (int c = 0; c < W; ++c) {
+          float ssd;
+          if constexpr (PW > 0) {
+            ssd = V[c];
+            for (int m = 1; m < PW; ++m) ssd += V[c + m];
+          } else {
+            ssd = H[c];
+          }
+          const float w = k::nlm_weight(ssd, F.inv_p2, F.two_sigma2, F.inv_h2);
+          np_[c] += w * uq[c];
+          dp[c] += w;
+          nq[c] += w * up[c];
+          dq[c] += w;
+        }
+      }
+    }
+  }
+}
+
+void nlm_band_any(const NlmFrame& F, int r0, int r1, float* V, float* H) {
+  switch (2 * F.o + 1) {
+    case 3: nlm_band<3>(F, r0, r1, V, H); break;
+    case 5: nlm_band<5>(F, r0, r1, V, H); break;
+    case 7: nlm_band<7>(F, r0, r1, V, H); break;
+    case 9: nlm_band<9>(F, r0, r1, V, H); break;
+    case 11: nlm_band<11>(F, r0, r1, V, H); break;
+    default: nlm_band<0>(F, r0, r1, V, H);
+  }
+}
+
+thread_local std::vector<float> t_acc;
+
+}  // namespace
+
+void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float two_sigma2,
+         float inv_h2) {
+  const int R = (int)x.rows, C = (int)x.cols, reach = o + d;
+  NlmFrame F{nullptr, C + 2 * reach, nullptr, nullptr, C + 2 * d, R, C, o, d,
+             inv_p2, two_sigma2, inv_h2};
+  const int64_t na = (int64_t)(R + 2 * d) * F.as;
+  float* pad = grow(t_frame, (size_t)(R + 2 * reach) * F.ps);
+  F.pad = pad;
+  F.num = grow(t_acc, (size_t)2 * na);
+  F.den = F.num + na;
+  const int band = std::max(16, d);
+  const int nbands = (R + d + band - 1) / band;  // p rows -d .. R-1
+  for (int64_t f = 0; f < x.frames; ++f) {
+    extend_frame(x, f, reach, true, pad);
+    std::fill(F.num, F.num + 2 * na, 0.f);
+    for (int phase = 0; phase < 2; ++phase) {
+      parallel_for((nbands + 1 - phase) / 2, [&](int64_t i) {
+        static thread_local std::vector<float> scratch;
+        const int b = 2 * (int)i + phase;
+        const int r0 = -d + b * band, r1 = std::min(R, r0 + band);
+        float* V = grow(scratch, (size_t)2 * (C + 2 * d + 2 * o));
+        nlm_band_any(F, r0, r1, V, V + C + 2 * d + 2 * o);
+      });
+    }
+    parallel_for(R, [&](int64_t r) {
+      const float* nr = F.num + (r + d) * F.as + d;
+      const float* dr = F.den + (r + d) * F.as + d;
+      const float* u = pad + (r + reach) * F.ps + reach;
+      float* yr = &y.at(f, r, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c) yr[c] = (nr[c] + u[c]) / (dr[c] + 1.f);  // + the offset 0
+    });
+  }
+}
+
+// ---- median ------------------------------------------------------------------------------------
+namespace {
+
+// 3x3 / 5x5: per output row, every column of the window sorted once (rank rows s_i), then the
+// selection network per pixel on W consecutive sorted columns.
+template <int W>
+void median_small(const Image<const float>& x, const Image<float>& y, int64_t f, const float* pad) {
+  constexpr int H = W / 2;
+  const int C = (int)x.cols;
+  const int64_t ps = C + 2 * H, SW = C + 2 * H;
+  parallel_for(x.rows, [&](int64_t r) {
+    static thread_local std::vector<float> rank_rows;
+    float* s = grow(rank_rows, (size_t)W * SW);
+    const float* p = pad + r * ps;  // window rows r .. r + 2H of the extended frame
+    if constexpr (W == 3) {
+#pragma omp simd
+      for (int64_t j = 0; j < SW; ++j) k::sort_col3(p + j, ps, s[j], s[SW + j], s[2 * SW + j]);
+      float* yr = &y.at(f, r, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c) yr[c] = k::median9_cols(s + c, s + SW + c, s + 2 * SW + c);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < SW; ++j)
+        k::sort_col5(p + j, ps, s[j], s[SW + j], s[2 * SW + j], s[3 * SW + j], s[4 * SW + j]);
+      float* yr = &y.at(f, r, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c)
+        yr[c] = k::median25_cols(s + c, s + SW + c, s + 2 * SW + c, s + 3 * SW + c, s + 4 * SW + c);
+    }
+  });
+}
+
+thread_local std::vector<unsigned char> t_keys;
+
+// Larger windows: Huang's histogram slid along each row, exact value by select_in_bin.
+void median_hist(const Image<const float>& x, const Image<float>& y, int64_t f, int size,
+                 const float* pad) {
+  const int h = size / 2, R = (int)x.rows, C = (int)x.cols;
+  const int64_t ps = C + 2 * h, n = (int64_t)(R + 2 * h) * ps;
+  // quantisation range: the frame's extremes (the extended frame holds no other values)
+  float lo = pad[0], hi = pad[0];
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    lo = k::fmin_(lo, pad[i]);
+    hi = k::fmax_(hi, pad[i]);
+  }
+  const float scale = k::rank_scale(lo, hi);
+  unsigned char* keys = grow(t_keys, (size_t)n);
+  parallel_for(R + 2 * h, [&](int64_t i) {
+#pragma omp simd
+    for (int64_t j = 0; j < ps; ++j) keys[i * ps + j] = (unsigned char)k::rank_bin(pad[i * ps + j], lo, scale);
+  });
+  const int kth = size * size / 2;
+  parallel_for(R, [&](int64_t r) {
+    unsigned short hist[k::kRankBins] = {};
+    int bin = 0, below = 0;
+    const unsigned char* kr = keys + r * ps;
+    for (int i = 0; i < size; ++i)
+      for (int j = 0; j < size; ++j) k::hist_add(hist, 1, kr[i * ps + j], 1, bin, below);
+    float* yr = &y.at(f, r, 0);
+    for (int c = 0; c < C; ++c) {
+      if (c > 0) {
+        for (int i = 0; i < size; ++i) {
+          k::hist_add(hist, 1, kr[i * ps + c - 1], -1, bin, below);
+          k::hist_add(hist, 1, kr[i * ps + c - 1 + size], 1, bin, below);
+        }
+      }
+      k::hist_seek(hist, 1, kth, bin, below);
+      yr[c] = k::select_in_bin(k::PaddedWindow{pad + r * ps + c, ps}, size, lo, scale, bin,
+                               kth - below);
+    }
+  });
+}
+
+}  // namespace
+
+void median(Image<const float> x, Image<float> y, int size) {
+  const int h = size / 2;
+  float* pad = grow(t_frame, (size_t)(x.rows + 2 * h) * (x.cols + 2 * h));
+  for (int64_t f = 0; f < x.frames; ++f) {
+    extend_frame(x, f, h, false, pad);
+    if (size == 3)
+      median_small<3>(x, y, f, pad);
+    else if (size == 5)
+      median_small<5>(x, y, f, pad);
+    else
+      median_hist(x, y, f, size, pad);
+  }
+}
+
+// ---- bilateral ---------------------------------------------------------------------------------
+// Per row, taps outer and columns inner (a contiguous vector loop per tap), accumulating in the
+// same tap order as bilateral_px.
+void bilateral(Image<const float> x, Image<float> y, int radius, float color_coef,
+               float space_coef) {
+  const int R = (int)x.rows, C = (int)x.cols;
+  const int64_t ps = C + 2 * radius;
+  float* pad = grow(t_frame, (size_t)(R + 2 * radius) * ps);
+  for (int64_t f = 0; f < x.frames; ++f) {
+    extend_frame(x, f, radius, true, pad);
+    parallel_for(R, [&](int64_t r) {
+      static thread_local std::vector<float> acc;
+      float* num = grow(acc, (size_t)2 * C);
+      float* den = num + C;
+      const float* p = pad + (r + radius) * ps + radius;
+      std::fill(num, num + 2 * C, 0.f);
+      for (int dy = -radius; dy <= radius; ++dy) {
+        const int hw = k::circle_half_width(dy, radius);
+        for (int dx = -hw; dx <= hw; ++dx) {
+          const float* q = p + dy * ps + dx;
+          const float e = space_coef * (float)(dy * dy + dx * dx);
+#pragma omp simd
+          for (int c = 0; c < C; ++c) {
+            const float v = q[c];
+            const float w = k::bilateral_weight(v, p[c], color_coef, e);
+            num[c] += w * v;
+            den[c] += w;
+          }
+        }
+      }
+      float* yr = &y.at(f, r, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c) yr[c] = num[c] / den[c];
+    });
+  }
+}
+
+}  // namespace cpu
+}  // namespace usfast
