@@ -1,0 +1,514 @@
+// CPU launchers for speckle reduction: OpenMP over strips of rows, omp-simd over columns, the
+// per-pixel math from kernels/localstats.cuh and kernels/diffusion.cuh.
+//
+// Window sums: a strip keeps the column sums of its current row in double (slid down one row at
+// a time, vectorised over columns); each row then gets a prefix sum along the columns, from
+// which every window sum is one difference (O(1) per pixel whatever the window).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/diffusion.cuh"
+#include "src/speckle_launch.hpp"
+
+#ifdef USFAST_WITH_OPENMP
+#include <omp.h>
+#endif
+
+namespace usfast {
+namespace cpu {
+namespace {
+
+int max_threads() {
+#ifdef USFAST_WITH_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// A strip of rows [r0, r1) of frame f: one work item.
+struct Strip {
+  int f, r0, r1;
+};
+
+std::vector<Strip> make_strips(int64_t F, int64_t R) {
+  const int64_t per_frame = std::max<int64_t>(1, std::min<int64_t>(R, (max_threads() + F - 1) / F));
+  std::vector<Strip> s;
+  s.reserve(size_t(F * per_frame));
+  for (int64_t f = 0; f < F; ++f)
+    for (int64_t i = 0; i < per_frame; ++i)
+      s.push_back({int(f), int(R * i / per_frame), int(R * (i + 1) / per_frame)});
+  return s;
+}
+
+// Runs body(item, buffers) over the items in parallel; `make` builds one set of buffers per thread.
+template <class Make, class Body>
+void for_items(int64_t n, const Make& make, const Body& body) {
+#pragma omp parallel if (n > 1)
+  {
+    auto buf = make();
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) body(i, buf);
+  }
+}
+
+// Scratch owned by the call when the caller gave none.
+struct HostScratch {
+  std::vector<char> own;
+  detail::SpeckleScratch s;
+  HostScratch(SpeckleOp op, int64_t F, int64_t R, int64_t C, void* ws) {
+    char* base = static_cast<char*>(ws);
+    if (!base) {
+      own.resize(detail::carve_scratch(op, F, R, C, false, nullptr, nullptr) + 256);
+      base = own.data() + ((256 - reinterpret_cast<uintptr_t>(own.data()) % 256) % 256);
+    }
+    detail::carve_scratch(op, F, R, C, false, base, &s);
+  }
+};
+
+// ---- window sums -----------------------------------------------------------------------------
+struct BoxBuf {
+  std::vector<double> V, E, inv_nc;
+  int C = 0, h = 0, EW = 0;
+  BoxBuf(int K, int C_, int h_) : C(C_), h(h_), EW(C_ + 2 * h_ + 1) {
+    V.resize(size_t(K) * C);
+    E.resize(size_t(K) * EW);
+    inv_nc.resize(C);
+    for (int c = 0; c < C; ++c) inv_nc[c] = 1.0 / k::clipped_count(c, h, C);
+  }
+};
+
+// Rows [r0, r1) of frame f: for each row, emit(r, E, EW) gets K extended prefix rows E_k
+// (E_k[j + 2h + 1] - E_k[j] = window sum of channel k at column j).
+// V_k[c] += sign * channel k of row r (K channels from src).
+template <int K, class Src>
+void box_add(const Src src, int f, int r, int C, double sign, double* V) {
+#pragma omp simd
+  for (int c = 0; c < C; ++c)
+    for (int k = 0; k < K; ++k) V[k * C + c] += sign * src.ch(f, r, c, k);
+}
+
+template <int K, class Src, class Emit>
+void box_strip(const Src& src, int f, int R, int C, int h, int r0, int r1, BoxBuf& b,
+               const Emit& emit) {
+  double* V = b.V.data();
+  double* E = b.E.data();
+  const int EW = b.EW;
+  std::fill(V, V + size_t(K) * C, 0.0);
+  auto add = [&](int r, double sign) { box_add<K>(src, f, r, C, sign, V); };
+  for (int r = std::max(0, r0 - h); r <= std::min(R - 1, r0 + h); ++r) add(r, 1.0);
+  for (int r = r0; r < r1; ++r) {
+    double p[K];
+    for (int k = 0; k < K; ++k) {
+      p[k] = 0.0;
+      std::fill(E + k * EW, E + k * EW + h + 1, 0.0);
+    }
+    for (int c = 0; c < C; ++c)
+      for (int k = 0; k < K; ++k) {
+        p[k] += V[k * C + c];
+        E[k * EW + h + 1 + c] = p[k];
+      }
+    for (int k = 0; k < K; ++k) std::fill(E + k * EW + C + h + 1, E + (k + 1) * EW, p[k]);
+    emit(r, E, EW);
+    if (r + h + 1 < R) add(r + h + 1, 1.0);
+    if (r - h >= 0) add(r - h, -1.0);
+  }
+}
+
+template <class Emit>
+void run_box2(const k::src_sq& src, Image<const float> x, int h, const Emit& emit) {
+  const int R = int(x.rows), C = int(x.cols);
+  const auto items = make_strips(x.frames, x.rows);
+  for_items(int64_t(items.size()), [&] { return BoxBuf(2, C, h); },
+            [&](int64_t i, BoxBuf& b) {
+              const Strip s = items[size_t(i)];
+              box_strip<2>(src, s.f, R, C, h, s.r0, s.r1, b,
+                           [&](int r, const double* E, int EW) { emit(s.f, r, E, EW, b); });
+            });
+}
+
+// ---- Lee and Kuan ----------------------------------------------------------------------------
+template <bool Kuan>
+void lee_kuan(Image<const float> x, Image<float> y, int h, float cu2) {
+  const int R = int(x.rows), C = int(x.cols), w = 2 * h + 1;
+  run_box2(k::src_sq{x.data, x.frame_stride, x.row_stride}, x, h,
+           [&](int f, int r, const double* E, int EW, const BoxBuf& b) {
+             const float* xr = &x.at(f, r, 0);
+             float* yr = &y.at(f, r, 0);
+             const double inr = 1.0 / k::clipped_count(r, h, R);
+             const double* E0 = E;
+             const double* E1 = E + EW;
+             const double* inc = b.inv_nc.data();
+#pragma omp simd
+             for (int c = 0; c < C; ++c) {
+               const double s0 = E0[c + w] - E0[c], s1 = E1[c + w] - E1[c];
+               const double in = inr * inc[c];
+               const float m = k::box_mean(s0, in), v = k::box_var(s1, s0, in);
+               yr[c] = Kuan ? k::kuan_px(xr[c], m, v, cu2) : k::lee_px(xr[c], m, v, cu2);
+             }
+           });
+}
+
+// ---- Frost -----------------------------------------------------------------------------------
+// The weighted window sum runs over zero-padded copies of the window's rows; the weights of the
+// columns outside the image are left out of the normaliser.
+void frost(Image<const float> x, Image<float> y, int h, float k_over_cu2) {
+  const int R = int(x.rows), C = int(x.cols), w = 2 * h + 1, PW = C + 2 * h;
+  const auto items = make_strips(x.frames, x.rows);
+  struct Buf {
+    BoxBuf box;
+    // pad: w zero-padded rows of PW; pw: (h + 1) x C powers of beta
+    std::vector<float> pad, pw, colw, acc, tmp, rows;
+    Buf(int C, int h, int PW, int w)
+        : box(2, C, h), pad(size_t(w) * PW, 0.f), pw(size_t(h + 1) * C), colw(C), acc(C), tmp(C),
+          rows(C) {}
+  };
+  for_items(int64_t(items.size()), [&] { return Buf(C, h, PW, w); }, [&](int64_t i, Buf& b) {
+    const Strip s = items[size_t(i)];
+    const int f = s.f;
+    // padded row r lives in slot r mod w
+    auto load = [&](int r) {
+      float* d = b.pad.data() + size_t(((r % w) + w) % w) * PW + h;
+      std::memcpy(d, &x.at(f, r, 0), sizeof(float) * C);
+    };
+    for (int r = std::max(0, s.r0 - h); r < std::min(R, s.r0 + h); ++r) load(r);
+    box_strip<2>(k::src_sq{x.data, x.frame_stride, x.row_stride}, f, R, C, h, s.r0, s.r1, b.box,
+                 [&](int r, const double* E, int EW) {
+                   if (r + h < R) load(r + h);
+                   const double inr = 1.0 / k::clipped_count(r, h, R);
+                   const double* inc = b.box.inv_nc.data();
+                   float* P = b.pw.data();
+#pragma omp simd
+                   for (int c = 0; c < C; ++c) {
+                     const double s0 = E[c + w] - E[c], s1 = E[EW + c + w] - E[EW + c];
+                     const double in = inr * inc[c];
+                     P[c] = 1.f;
+                     P[C + c] = k::frost_beta(k::box_mean(s0, in), k::box_var(s1, s0, in),
+                                              k_over_cu2);
+                   }
+                   for (int p = 2; p <= h; ++p) {
+                     const float* a = P + size_t(p - 1) * C;
+                     const float* be = P + C;
+                     float* o = P + size_t(p) * C;
+#pragma omp simd
+                     for (int c = 0; c < C; ++c) o[c] = a[c] * be[c];
+                   }
+                   // normaliser: (sum of row weights inside) x (sum of column weights inside)
+                   float* colw = b.colw.data();
+                   float* acc = b.acc.data();
+#pragma omp simd
+                   for (int c = 0; c < C; ++c) { colw[c] = 1.f; acc[c] = 0.f; }
+                   for (int j = 1; j <= h; ++j) {
+                     const float* pj = P + size_t(j) * C;
+#pragma omp simd
+                     for (int c = 0; c < C; ++c)
+                       colw[c] += pj[c] * (float(c - j >= 0) + float(c + j < C));
+                   }
+                   const int i0 = std::max(-h, -r), i1 = std::min(h, R - 1 - r);
+                   float* t = b.tmp.data();
+                   float* rows = b.rows.data();
+#pragma omp simd
+                   for (int c = 0; c < C; ++c) rows[c] = 0.f;
+                   for (int di = i0; di <= i1; ++di) {
+                     // t = sum_dj beta^|dj| x(r + di, c + dj), symmetric pairs share a weight
+                     const float* xp = b.pad.data() + size_t((((r + di) % w) + w) % w) * PW + h;
+                     const float* pi = P + size_t(di < 0 ? -di : di) * C;
+#pragma omp simd
+                     for (int c = 0; c < C; ++c) t[c] = xp[c];
+                     for (int dj = 1; dj <= h; ++dj) {
+                       const float* pj = P + size_t(dj) * C;
+#pragma omp simd
+                       for (int c = 0; c < C; ++c) t[c] += pj[c] * (xp[c + dj] + xp[c - dj]);
+                     }
+#pragma omp simd
+                     for (int c = 0; c < C; ++c) {
+                       acc[c] += pi[c] * t[c];
+                       rows[c] += pi[c];
+                     }
+                   }
+                   float* yr = &y.at(f, r, 0);
+#pragma omp simd
+                   for (int c = 0; c < C; ++c) yr[c] = acc[c] / (rows[c] * colw[c]);
+                 });
+  });
+}
+
+}  // namespace
+
+void local_filter(LocalFilter op, Image<const float> x, Image<float> y, int h, float cu2,
+                  float damping_over_cu2, void*, size_t) {
+  switch (op) {
+    case LocalFilter::Lee: lee_kuan<false>(x, y, h, cu2); break;
+    case LocalFilter::Kuan: lee_kuan<true>(x, y, h, cu2); break;
+    case LocalFilter::Frost: frost(x, y, h, damping_over_cu2); break;
+  }
+}
+
+// ---- guided filter ---------------------------------------------------------------------------
+namespace {
+template <int K, class Src>
+void guided_ab_pass(const Src& src, int64_t F, int R, int C, int h, float eps, float* ab) {
+  const int w = 2 * h + 1;
+  const auto items = make_strips(F, R);
+  const size_t plane = size_t(F) * R * C;
+  for_items(int64_t(items.size()), [&] { return BoxBuf(K, C, h); }, [&](int64_t i, BoxBuf& b) {
+    const Strip s = items[size_t(i)];
+    box_strip<K>(src, s.f, R, C, h, s.r0, s.r1, b, [&](int r, const double* E, int EW) {
+      const double inr = 1.0 / k::clipped_count(r, h, R);
+      const double* inc = b.inv_nc.data();
+      float* ar = ab + (size_t(s.f) * R + r) * C;
+      float* br = ar + plane;
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        double sv[K];
+        for (int q = 0; q < K; ++q) sv[q] = E[q * EW + c + w] - E[q * EW + c];
+        const double in = inr * inc[c];
+        const float mi = k::box_mean(sv[0], in);
+        const float mp = K == 2 ? mi : k::box_mean(sv[1], in);
+        const float vi = k::box_var(sv[K == 2 ? 1 : 2], sv[0], in);
+        const float cv = K == 2 ? vi : k::box_cov(sv[K - 1], sv[0], sv[K == 2 ? 0 : 1], in);
+        const float a = k::guided_a(vi, cv, eps);
+        ar[c] = a;
+        br[c] = k::guided_b(mi, mp, a);
+      }
+    });
+  });
+}
+}  // namespace
+
+void guided(Image<const float> x, Image<const float> g, Image<float> y, int h, float eps, void* ws,
+            size_t) {
+  const bool self = g.data == nullptr;
+  if (self) g = x;
+  const int64_t F = x.frames;
+  const int R = int(x.rows), C = int(x.cols), w = 2 * h + 1;
+  HostScratch hs(self ? SpeckleOp::Guided : SpeckleOp::GuidedWithGuide, F, R, C, ws);
+  float* ab = hs.s.ab;
+  if (self)
+    guided_ab_pass<2>(k::src_sq{x.data, x.frame_stride, x.row_stride}, F, R, C, h, eps, ab);
+  else
+    guided_ab_pass<4>(k::src_guide{g.data, x.data, g.frame_stride, g.row_stride, x.frame_stride,
+                                   x.row_stride},
+                      F, R, C, h, eps, ab);
+  const usf_i64 plane = usf_i64(F) * R * C;
+  const k::src_pair src{ab, ab + plane, usf_i64(R) * C, C, usf_i64(R) * C, C};
+  const auto items = make_strips(F, R);
+  for_items(int64_t(items.size()), [&] { return BoxBuf(2, C, h); }, [&](int64_t i, BoxBuf& b) {
+    const Strip s = items[size_t(i)];
+    box_strip<2>(src, s.f, R, C, h, s.r0, s.r1, b, [&](int r, const double* E, int EW) {
+      const double inr = 1.0 / k::clipped_count(r, h, R);
+      const double* inc = b.inv_nc.data();
+      const float* gr = &g.at(s.f, r, 0);
+      float* yr = &y.at(s.f, r, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const double in = inr * inc[c];
+        yr[c] = k::guided_out_px(gr[c], k::box_mean(E[c + w] - E[c], in),
+                                 k::box_mean(E[EW + c + w] - E[EW + c], in));
+      }
+    });
+  });
+}
+
+// ---- diffusion (SRAD, DPAD) ------------------------------------------------------------------
+namespace {
+
+// Replicate-padded copy of a row (one extra value each side: Neumann west/east neighbours).
+inline void pad_row(const float* src, int C, float* d) {
+  d[0] = src[0];
+  std::memcpy(d + 1, src, sizeof(float) * C);
+  d[C + 1] = src[C - 1];
+}
+
+// One iteration of the conservative scheme over frame-strips: coef(f, i, P, n, s, out) fills
+// the diffusion coefficients of row i of frame f (P = padded row i, n/s = rows above/below),
+// out padded with one copy of its last value.
+template <class Coef>
+void diffusion_pass(Image<const float> src, Image<float> dst, float dt, const Coef& coef) {
+  const int R = int(src.rows), C = int(src.cols);
+  const auto items = make_strips(src.frames, src.rows);
+  struct Buf {
+    std::vector<float> p0, p1, c0, c1;
+    explicit Buf(int C) : p0(C + 2), p1(C + 2), c0(C + 1), c1(C + 1) {}
+  };
+  for_items(int64_t(items.size()), [&] { return Buf(C); }, [&](int64_t it, Buf& b) {
+    const Strip s = items[size_t(it)];
+    const int f = s.f;
+    auto row = [&](int r) { return &src.at(f, std::min(std::max(r, 0), R - 1), 0); };
+    float *pa = b.p0.data(), *pb = b.p1.data(), *ca = b.c0.data(), *cb = b.c1.data();
+    pad_row(row(s.r0), C, pa);
+    coef(f, s.r0, pa, row(s.r0 - 1), row(s.r0 + 1), ca);
+    for (int r = s.r0; r < s.r1; ++r) {
+      const int rn = std::min(r + 1, R - 1);
+      pad_row(row(rn), C, pb);
+      coef(f, rn, pb, row(rn - 1), row(rn + 1), cb);
+      const float* n = row(r - 1);
+      const float* so = row(r + 1);
+      float* o = &dst.at(f, r, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c)
+        o[c] = k::diffusion_step(pa[c + 1], n[c], so[c], pa[c], pa[c + 2], ca[c], cb[c], ca[c + 1],
+                                 dt);
+      std::swap(pa, pb);
+      std::swap(ca, cb);
+    }
+  });
+}
+
+// The ping-pong order: iteration t reads `in` (t = 0) or the previous result and writes to `y`
+// or `tmp` so that the last iteration lands in y.
+template <class Iter>
+void iterate(Image<const float> x, Image<float> y, float* tmp, int iterations, const Iter& iter) {
+  if (iterations == 0) {
+    const int64_t C = x.cols;
+    for (int64_t f = 0; f < x.frames; ++f)
+      for (int64_t r = 0; r < x.rows; ++r) std::memcpy(&y.at(f, r, 0), &x.at(f, r, 0), sizeof(float) * C);
+    return;
+  }
+  Image<float> t{tmp, x.frames, x.rows, x.cols, x.rows * x.cols, x.cols};
+  Image<const float> cur = x;
+  for (int i = 0; i < iterations; ++i) {
+    Image<float> dst = ((iterations - 1 - i) % 2 == 0) ? y : t;
+    iter(i, cur, dst);
+    cur = Image<const float>{dst.data, dst.frames, dst.rows, dst.cols, dst.frame_stride, dst.row_stride};
+  }
+}
+
+// Sums of x and x^2 over the T x T tiles of a region, per frame (tile-major within a frame).
+void tile_sums(Image<const float> x, int64_t r0, int64_t c0, int64_t RR, int64_t CC, int T,
+               std::vector<double>& sums, int& ntr, int& ntc) {
+  ntr = int((RR + T - 1) / T);
+  ntc = int((CC + T - 1) / T);
+  const int64_t nt = int64_t(ntr) * ntc, n = x.frames * nt;
+  sums.assign(size_t(2 * n), 0.0);
+  for_items(n, [] { return 0; }, [&](int64_t i, int) {
+    const int64_t f = i / nt, t = i % nt;
+    const int64_t rb = r0 + (t / ntc) * T, cb = c0 + (t % ntc) * T;
+    const int64_t re = std::min(rb + T, r0 + RR), ce = std::min(cb + T, c0 + CC);
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t r = rb; r < re; ++r) {
+      const float* p = &x.at(f, r, 0);
+#pragma omp simd reduction(+ : s1, s2)
+      for (int64_t c = cb; c < ce; ++c) {
+        const double v = p[c];
+        s1 += v;
+        s2 += v * v;
+      }
+    }
+    sums[size_t(2 * i)] = s1;
+    sums[size_t(2 * i + 1)] = s2;
+  });
+}
+
+// q0^2 per frame of the current image (SradQ0::Tiles or SradQ0::Roi).
+void srad_scale(Image<const float> x, const SradParams& p, std::vector<float>& q0sq,
+                std::vector<double>& sums, std::vector<float>& vals) {
+  const bool roi = p.q0_mode == SradQ0::Roi;
+  const int64_t r0 = roi ? p.roi_row0 : 0, c0 = roi ? p.roi_col0 : 0;
+  const int64_t RR = roi ? p.roi_rows : x.rows, CC = roi ? p.roi_cols : x.cols;
+  const int T = k::q0_tile_size(int(RR), int(CC));
+  int ntr = 0, ntc = 0;
+  tile_sums(x, r0, c0, RR, CC, T, sums, ntr, ntc);
+  const int64_t nt = int64_t(ntr) * ntc;
+  for (int64_t f = 0; f < x.frames; ++f) {
+    const double* s = sums.data() + 2 * f * nt;
+    if (roi) {
+      double a = 0.0, b = 0.0;
+      for (int64_t t = 0; t < nt; ++t) { a += s[2 * t]; b += s[2 * t + 1]; }
+      q0sq[size_t(f)] = k::sums_cv2(a, b, double(RR) * double(CC));
+      continue;
+    }
+    vals.resize(size_t(nt));
+    for (int64_t t = 0; t < nt; ++t) {
+      const int64_t tr = t / ntc, tc = t % ntc;
+      const int64_t th = std::min<int64_t>(T, RR - tr * T), tw = std::min<int64_t>(T, CC - tc * T);
+      vals[size_t(t)] = k::sums_cv2(s[2 * t], s[2 * t + 1], double(th) * double(tw));
+    }
+    auto mid = vals.begin() + (nt - 1) / 2;
+    std::nth_element(vals.begin(), mid, vals.end());
+    q0sq[size_t(f)] = *mid;
+  }
+}
+
+}  // namespace
+
+void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, size_t) {
+  HostScratch hs(SpeckleOp::Srad, x.frames, x.rows, x.cols, ws);
+  const int C = int(x.cols);
+  std::vector<float> q0sq(size_t(x.frames));
+  std::vector<double> sums;
+  std::vector<float> vals;
+  iterate(x, y, hs.s.tmp, p.iterations, [&](int it, Image<const float> cur, Image<float> dst) {
+    if (p.q0_mode == SradQ0::Given) {
+      const float q = p.q0 * std::exp(-p.q0_decay * p.dt * float(it));
+      std::fill(q0sq.begin(), q0sq.end(), q * q);
+    } else {
+      srad_scale(cur, p, q0sq, sums, vals);
+    }
+    diffusion_pass(cur, dst, p.dt,
+                   [&](int f, int, const float* P, const float* n, const float* s, float* out) {
+                     const float a = k::srad_coef_a(q0sq[size_t(f)]);
+                     const float b = k::srad_coef_b(q0sq[size_t(f)]);
+#pragma omp simd
+                     for (int c = 0; c < C; ++c)
+                       out[c] = k::srad_coef(k::srad_q2(P[c + 1], n[c], s[c], P[c], P[c + 2]), a, b);
+                     out[C] = out[C - 1];
+                   });
+  });
+}
+
+void dpad(Image<const float> x, Image<float> y, int iterations, float dt, int h, void* ws, size_t) {
+  HostScratch hs(SpeckleOp::Dpad, x.frames, x.rows, x.cols, ws);
+  const int64_t F = x.frames;
+  const int R = int(x.rows), C = int(x.cols), w = 2 * h + 1;
+  float* ci2 = hs.s.ci2;
+  const int nthreads = max_threads();
+  std::vector<unsigned> hist(size_t(nthreads) * F * detail::kCvBins);
+  std::vector<float> cn2(static_cast<size_t>(F));
+  iterate(x, y, hs.s.tmp, iterations, [&](int, Image<const float> cur, Image<float> dst) {
+    std::fill(hist.begin(), hist.end(), 0u);
+    const auto items = make_strips(F, R);
+    for_items(int64_t(items.size()), [&] { return BoxBuf(2, C, h); }, [&](int64_t i, BoxBuf& b) {
+      const Strip s = items[size_t(i)];
+#ifdef USFAST_WITH_OPENMP
+      const int tid = omp_get_thread_num();
+#else
+      const int tid = 0;
+#endif
+      unsigned* hf = hist.data() + (size_t(tid) * F + s.f) * detail::kCvBins;
+      box_strip<2>(k::src_sq{cur.data, cur.frame_stride, cur.row_stride}, s.f, R, C, h, s.r0, s.r1,
+                   b, [&](int r, const double* E, int EW) {
+                     const double inr = 1.0 / k::clipped_count(r, h, R);
+                     const double* inc = b.inv_nc.data();
+                     float* o = ci2 + (size_t(s.f) * R + r) * C;
+#pragma omp simd
+                     for (int c = 0; c < C; ++c) {
+                       const double s0 = E[c + w] - E[c], s1 = E[EW + c + w] - E[EW + c];
+                       const double in = inr * inc[c];
+                       o[c] = k::local_cv2(k::box_mean(s0, in), k::box_var(s1, s0, in));
+                     }
+                     for (int c = 0; c < C; ++c) ++hf[k::cv2_bin(o[c])];
+                   });
+    });
+    for (int64_t f = 0; f < F; ++f) {
+      unsigned* h0 = hist.data() + size_t(f) * detail::kCvBins;
+      for (int t = 1; t < nthreads; ++t) {
+        const unsigned* ht = hist.data() + (size_t(t) * F + f) * detail::kCvBins;
+        for (int b = 0; b < detail::kCvBins; ++b) h0[b] += ht[b];
+      }
+      cn2[size_t(f)] = k::cv2_hist_median(h0, double(R) * double(C));
+    }
+    diffusion_pass(cur, dst, dt,
+                   [&](int f, int r, const float*, const float*, const float*, float* out) {
+                     const float* g = ci2 + (size_t(f) * R + r) * C;
+                     const float n2 = cn2[size_t(f)];
+#pragma omp simd
+                     for (int c = 0; c < C; ++c) out[c] = k::dpad_coef(g[c], n2);
+                     out[C] = out[C - 1];
+                   });
+  });
+}
+
+}  // namespace cpu
+}  // namespace usfast
