@@ -28,22 +28,13 @@ USFAST_HD_FLAT void cmpx(float& a, float& b) {
 }
 USFAST_HD_FLAT float med3(float a, float b, float c) { return fmax_(fmin_(a, b), fmin_(fmax_(a, b), c)); }
 
-// Sort the column p[0], p[rs], p[2 rs] (resp. 5 values) ascending into v0..
-USFAST_HD_FLAT void sort_col3(const float* p, usf_i64 rs, float& v0, float& v1, float& v2) {
-  v0 = p[0];
-  v1 = p[rs];
-  v2 = p[2 * rs];
+// Sort 3 (resp. 5) values ascending in place: one column of the window.
+USFAST_HD_FLAT void sort3(float& v0, float& v1, float& v2) {
   cmpx(v0, v1);
   cmpx(v1, v2);
   cmpx(v0, v1);
 }
-USFAST_HD_FLAT void sort_col5(const float* p, usf_i64 rs, float& v0, float& v1, float& v2, float& v3,
-                         float& v4) {
-  v0 = p[0];
-  v1 = p[rs];
-  v2 = p[2 * rs];
-  v3 = p[3 * rs];
-  v4 = p[4 * rs];
+USFAST_HD_FLAT void sort5(float& v0, float& v1, float& v2, float& v3, float& v4) {
   cmpx(v0, v1); cmpx(v3, v4); cmpx(v2, v4); cmpx(v2, v3); cmpx(v0, v3);
   cmpx(v0, v2); cmpx(v1, v4); cmpx(v1, v3); cmpx(v1, v2);
 }
@@ -131,22 +122,23 @@ USFAST_HD int bit_length(unsigned u) {  // u > 0
 #endif
 }
 
-// The j-th smallest (0-based) of the window values that fall in histogram bin `bin`: their key
-// interval [a, b] is cut into 16 sub-ranges per pass, keeping the one that holds the j-th, until
-// one key remains. Each pass shrinks the interval at least 8-fold, so there are at most 11.
-// `win(i, k)`, 0 <= i, k < w, reads the window with its border rule applied.
+// The j-th smallest (0-based) of n values (n small), by selection: buf is reordered.
+USFAST_HD float select_small(float* buf, int n, int j) {
+  for (int i = 0; i <= j; ++i) {
+    int m = i;
+    for (int t = i + 1; t < n; ++t) m = buf[t] < buf[m] ? t : m;
+    const float v = buf[m];
+    buf[m] = buf[i];
+    buf[i] = v;
+  }
+  return buf[j];
+}
+
+// The j-th smallest (0-based) of the window values whose order keys lie in [a, b]: the interval
+// is cut into 16 sub-ranges per pass, keeping the one that holds the j-th, until one key
+// remains. Each pass shrinks the interval at least 8-fold, so there are at most 11.
 template <class Window>
-USFAST_HD float select_in_bin(const Window& win, int w, float lo, float scale, int bin, int j) {
-  unsigned a = 0xffffffffu, b = 0u;
-  for (int i = 0; i < w; ++i)
-    for (int k = 0; k < w; ++k) {
-      const float v = win(i, k);
-      if (rank_bin(v, lo, scale) == bin) {
-        const unsigned u = order_key(v);
-        a = u < a ? u : a;
-        b = u > b ? u : b;
-      }
-    }
+USFAST_HD float select_in_range(const Window& win, int w, unsigned a, unsigned b, int j) {
   while (a < b) {
     const int len = bit_length(b - a);
     const int shift = len > 4 ? len - 4 : 0;
@@ -158,7 +150,7 @@ USFAST_HD float select_in_bin(const Window& win, int w, float lo, float scale, i
     }
     for (int i = 0; i < w; ++i)
       for (int k = 0; k < w; ++k) {
-        const unsigned u = order_key(win(i, k));
+        const unsigned u = order_key(win.value(i, k));
         if (u >= a && u <= b) {
           const int t = (int)((u - a) >> shift);
           ++cnt[t];
@@ -177,20 +169,49 @@ USFAST_HD float select_in_bin(const Window& win, int w, float lo, float scale, i
   return from_order_key(a);
 }
 
-// Window readers: an array already extended across the border (CPU), or the image itself with
-// replicated borders applied per read (GPU).
+// The j-th smallest (0-based) of the n window values in histogram bin `bin`: gathered and
+// selected directly when few (the usual case), else by select_in_range on their key interval.
+constexpr int kRankGather = 16;
+template <class Window>
+USFAST_HD float select_in_bin(const Window& win, int w, int bin, int n, int j) {
+  if (n <= kRankGather) {
+    float buf[kRankGather];
+    int m = 0;
+    for (int i = 0; i < w; ++i)
+      for (int k = 0; k < w; ++k)
+        if (win.bin(i, k) == bin && m < kRankGather) buf[m++] = win.value(i, k);
+    return select_small(buf, m, j < m ? j : m - 1);
+  }
+  unsigned a = 0xffffffffu, b = 0u;
+  for (int i = 0; i < w; ++i)
+    for (int k = 0; k < w; ++k)
+      if (win.bin(i, k) == bin) {
+        const unsigned u = order_key(win.value(i, k));
+        a = u < a ? u : a;
+        b = u > b ? u : b;
+      }
+  return select_in_range(win, w, a, b, j);
+}
+
+// Window readers: value(i, k) and bin(i, k) for 0 <= i, k < w. From arrays already extended
+// across the border (CPU: values and their bins), or from the image itself with replicated
+// borders applied per read (GPU).
 struct PaddedWindow {
-  const float* p;  // top-left of the window
+  const float* v;           // top-left of the window
+  const unsigned char* key;  // the bins, same layout
   usf_i64 rs;
-  USFAST_HD float operator()(int i, int k) const { return p[i * rs + k]; }
+  USFAST_HD float value(int i, int k) const { return v[i * rs + k]; }
+  USFAST_HD int bin(int i, int k) const { return key[i * rs + k]; }
 };
 struct ReplicatedWindow {
   const float* img;
   usf_i64 rs;
   int R, C, r0, c0;  // top-left of the window, may lie outside the image
-  USFAST_HD float operator()(int i, int k) const {
+  float lo, scale;
+  USFAST_HD float value(int i, int k) const {
     return img[(usf_i64)replicate(r0 + i, R) * rs + replicate(c0 + k, C)];
   }
+  USFAST_HD int bin(int i, int k) const { return rank_bin(value(i, k), lo, scale); }
 };
 
 }  // namespace k
@@ -218,12 +239,14 @@ __device__ __forceinline__ void median_small_tile(const float* x, usf_i64 xfs, u
   }
   __syncthreads();
   for (int j = tx; j < TW; j += 32) {
+    float v[W];
+    for (int i = 0; i < W; ++i) v[i] = tile[ty + i][j];
     if constexpr (W == 3) {
-      sort_col3(&tile[ty][j], TW, ranks[0][ty][j], ranks[1][ty][j], ranks[2][ty][j]);
+      sort3(v[0], v[1], v[2]);
     } else {
-      sort_col5(&tile[ty][j], TW, ranks[0][ty][j], ranks[1][ty][j], ranks[2][ty][j],
-                ranks[3][ty][j], ranks[4][ty][j]);
+      sort5(v[0], v[1], v[2], v[3], v[4]);
     }
+    for (int i = 0; i < W; ++i) ranks[i][ty][j] = v[i];
   }
   __syncthreads();
   const int r = r0 + ty, c = c0 + tx;
@@ -310,8 +333,9 @@ extern "C" __global__ void usfast_median_hist_f32(const float* x, usf_i64 xfs, u
       }
     }
     usfast::k::hist_seek(hc, NT, k, bin, below);
-    const usfast::k::ReplicatedWindow win{xf, xrs, R, C, r - h, c - h};
-    y[f * yfs + (usf_i64)r * yrs + c] = usfast::k::select_in_bin(win, size, lo, scale, bin, k - below);
+    const usfast::k::ReplicatedWindow win{xf, xrs, R, C, r - h, c - h, lo, scale};
+    y[f * yfs + (usf_i64)r * yrs + c] =
+        usfast::k::select_in_bin(win, size, bin, hc[bin * NT], k - below);
   }
 }
 #endif

@@ -62,7 +62,7 @@ void nlm(Image<const float> x, Image<float> y, int patch_size, int search_size, 
 void median(Image<const float> x, Image<float> y, int size, const Exec& ex) {
   const char* fn = "median";
   check_pair(fn, x, y);
-  require(odd_in(size, 3, k::kRankMaxSize), fn, "size",
+  require(odd_in(size, 3, k::kRankMaxSize), fn, "window",
           "an odd window size in [3, " + std::to_string(k::kRankMaxSize) + "]");
   USFAST_DISPATCH(fn, ex, cpu::median(x, y, size), cuda_launch::median(x, y, size, ex.stream));
 }

@@ -1,7 +1,6 @@
 """Speckle reduction: non-local means, median and bilateral filters.
 
-Every function: ``f(img, <main parameter>, *, <params>, out=None, backend=None, stream=None,
-check_finite=True)``. ``img`` is float32 ``(rows, cols)`` or a batch ``(frames, rows, cols)``
+Every function: ``f(img, *, <params>, out=None, backend=None, stream=None, check_finite=True)``. ``img`` is float32 ``(rows, cols)`` or a batch ``(frames, rows, cols)``
 (each frame filtered on its own); the result has its shape. Inputs whose columns are not
 contiguous are copied; row-strided views and sub-regions are used in place. ``out`` must not
 overlap ``img`` (these filters read a neighbourhood of every pixel).
@@ -86,7 +85,7 @@ def _tiles(x, o):
     return args, ((C + 31) // 32, (R + 7) // 8, F), (32, 8, 1)
 
 
-def nlm(img, h=0.1, *, patch_size=7, search_size=21, sigma=0.0, out=None, backend=None,
+def nlm(img, *, h=0.1, patch_size=7, search_size=21, sigma=0.0, out=None, backend=None,
         stream=None, check_finite=True):
     """Non-local means (Buades, Coll & Morel 2005) on a log-compressed image, by the fast
     offset-outer algorithm (Darbon et al. 2008): for each offset d of the search window the
@@ -133,13 +132,13 @@ def nlm(img, h=0.1, *, patch_size=7, search_size=21, sigma=0.0, out=None, backen
     return c.result(o)
 
 
-def median(img, size=3, *, out=None, backend=None, stream=None, check_finite=True):
-    """Median filter over a size x size window (odd, 3..255), borders replicated (the edge
+def median(img, *, window=3, out=None, backend=None, stream=None, check_finite=True):
+    """Median filter over a window x window neighbourhood (odd, 3..255), borders replicated (the edge
     pixel repeated, as ``cv2.medianBlur``). Exact for every size: 3x3 and 5x5 by sorting
     networks on presorted columns; larger windows by Huang's sliding histogram over 256 levels,
     which finds the bin holding the median, then an exact radix selection inside that bin."""
     fn = "median"
-    size = _odd(fn, "size", size, MEDIAN_MAX_SIZE)
+    size = _odd(fn, "window", window, MEDIAN_MAX_SIZE)
     c = Call(fn, img, backend, stream)
     x, o = _prepare(c, img, out, check_finite)
     if c.backend == "reference":
@@ -157,7 +156,7 @@ def median(img, size=3, *, out=None, backend=None, stream=None, check_finite=Tru
     return c.result(o)
 
 
-def bilateral(img, sigma_color=0.1, sigma_space=2.0, *, diameter=None, out=None, backend=None,
+def bilateral(img, *, sigma_color=0.1, sigma_space=2.0, diameter=None, out=None, backend=None,
               stream=None, check_finite=True):
     """Bilateral filter (Tomasi & Manduchi 1998) with the conventions of
     ``cv2.bilateralFilter(img, diameter, sigma_color, sigma_space)``: the window is the disc of

@@ -178,38 +178,79 @@ void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float
 // ---- median ------------------------------------------------------------------------------------
 namespace {
 
-// 3x3 / 5x5: per output row, every column of the window sorted once (rank rows s_i), then the
-// selection network per pixel on W consecutive sorted columns.
+// 3x3 / 5x5, no border copy: per output row, every column of the window is sorted once from the
+// W input rows (edge rows repeated) into rank rows s_i, whose ends repeat the edge columns'
+// sorted values; then the selection network per pixel on W consecutive sorted columns.
 template <int W>
-void median_small(const Image<const float>& x, const Image<float>& y, int64_t f, const float* pad) {
+void median_small(const Image<const float>& x, const Image<float>& y) {
   constexpr int H = W / 2;
-  const int C = (int)x.cols;
-  const int64_t ps = C + 2 * H, SW = C + 2 * H;
-  parallel_for(x.rows, [&](int64_t r) {
+  const int R = (int)x.rows, C = (int)x.cols;
+  const int64_t SW = C + 2 * H, n = x.frames * R;
+#pragma omp parallel if (n * C > 32768)
+  {
     static thread_local std::vector<float> rank_rows;
     float* s = grow(rank_rows, (size_t)W * SW);
-    const float* p = pad + r * ps;  // window rows r .. r + 2H of the extended frame
-    if constexpr (W == 3) {
-#pragma omp simd
-      for (int64_t j = 0; j < SW; ++j) k::sort_col3(p + j, ps, s[j], s[SW + j], s[2 * SW + j]);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t f = i / R;
+      const int r = (int)(i % R);
+      const float* p[W];
+      for (int t = 0; t < W; ++t) p[t] = &x.at(f, k::replicate(r - H + t, R), 0);
       float* yr = &y.at(f, r, 0);
+      if constexpr (W == 3) {
+        float *s0 = s + H, *s1 = s0 + SW, *s2 = s1 + SW;
 #pragma omp simd
-      for (int c = 0; c < C; ++c) yr[c] = k::median9_cols(s + c, s + SW + c, s + 2 * SW + c);
-    } else {
+        for (int j = 0; j < C; ++j) {
+          float a = p[0][j], b = p[1][j], c = p[2][j];
+          k::sort3(a, b, c);
+          s0[j] = a;
+          s1[j] = b;
+          s2[j] = c;
+        }
+        for (int t = 0; t < W; ++t) {
+          float* st = s + t * SW;
+          st[0] = st[1];
+          st[C + 1] = st[C];
+        }
 #pragma omp simd
-      for (int64_t j = 0; j < SW; ++j)
-        k::sort_col5(p + j, ps, s[j], s[SW + j], s[2 * SW + j], s[3 * SW + j], s[4 * SW + j]);
-      float* yr = &y.at(f, r, 0);
+        for (int c = 0; c < C; ++c) yr[c] = k::median9_cols(s + c, s + SW + c, s + 2 * SW + c);
+      } else {
+        float *s0 = s + H, *s1 = s0 + SW, *s2 = s1 + SW, *s3 = s2 + SW, *s4 = s3 + SW;
 #pragma omp simd
-      for (int c = 0; c < C; ++c)
-        yr[c] = k::median25_cols(s + c, s + SW + c, s + 2 * SW + c, s + 3 * SW + c, s + 4 * SW + c);
+        for (int j = 0; j < C; ++j) {
+          float a = p[0][j], b = p[1][j], c = p[2][j], d = p[3][j], e = p[4][j];
+          k::sort5(a, b, c, d, e);
+          s0[j] = a;
+          s1[j] = b;
+          s2[j] = c;
+          s3[j] = d;
+          s4[j] = e;
+        }
+        for (int t = 0; t < W; ++t) {
+          float* st = s + t * SW;
+          st[0] = st[1] = st[2];
+          st[C + 3] = st[C + 2] = st[C + 1];
+        }
+#pragma omp simd
+        for (int c = 0; c < C; ++c)
+          yr[c] = k::median25_cols(s + c, s + SW + c, s + 2 * SW + c, s + 3 * SW + c, s + 4 * SW + c);
+      }
     }
-  });
+  }
 }
 
 thread_local std::vector<unsigned char> t_keys;
 
-// Larger windows: Huang's histogram slid along each row, exact value by select_in_bin.
+// Bit 8t+7 set where byte t of w equals b (no carries cross bytes: each byte's low 7 bits + 0x7f
+// stays below 0x100).
+inline uint64_t bytes_equal(uint64_t w, unsigned b) {
+  const uint64_t v = w ^ (0x0101010101010101ull * b);
+  return ~(((v & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | v) & 0x8080808080808080ull;
+}
+
+// Larger windows: Huang's histogram slid along each row over the extended frame's bins; the
+// exact value by gathering the few values of the median's bin (8 bins compared per step), or by
+// select_in_bin when the bin is crowded.
 void median_hist(const Image<const float>& x, const Image<float>& y, int64_t f, int size,
                  const float* pad) {
   const int h = size / 2, R = (int)x.rows, C = (int)x.cols;
@@ -222,16 +263,17 @@ void median_hist(const Image<const float>& x, const Image<float>& y, int64_t f, 
     hi = k::fmax_(hi, pad[i]);
   }
   const float scale = k::rank_scale(lo, hi);
-  unsigned char* keys = grow(t_keys, (size_t)n);
+  unsigned char* keys = grow(t_keys, (size_t)n + 8);  // + 8: whole-word reads past the end
   parallel_for(R + 2 * h, [&](int64_t i) {
-#pragma omp simd
     for (int64_t j = 0; j < ps; ++j) keys[i * ps + j] = (unsigned char)k::rank_bin(pad[i * ps + j], lo, scale);
   });
   const int kth = size * size / 2;
+  const uint64_t tail = size % 8 ? (1ull << (8 * (size % 8))) - 1 : ~0ull;  // last word's bytes
   parallel_for(R, [&](int64_t r) {
     unsigned short hist[k::kRankBins] = {};
     int bin = 0, below = 0;
     const unsigned char* kr = keys + r * ps;
+    const float* vr = pad + r * ps;
     for (int i = 0; i < size; ++i)
       for (int j = 0; j < size; ++j) k::hist_add(hist, 1, kr[i * ps + j], 1, bin, below);
     float* yr = &y.at(f, r, 0);
@@ -243,8 +285,27 @@ void median_hist(const Image<const float>& x, const Image<float>& y, int64_t f, 
         }
       }
       k::hist_seek(hist, 1, kth, bin, below);
-      yr[c] = k::select_in_bin(k::PaddedWindow{pad + r * ps + c, ps}, size, lo, scale, bin,
-                               kth - below);
+      const int nb = hist[bin], j = kth - below;
+      if (nb > k::kRankGather) {
+        yr[c] = k::select_in_bin(k::PaddedWindow{vr + c, kr + c, ps}, size, bin, nb, j);
+        continue;
+      }
+      float buf[k::kRankGather];
+      int m = 0;
+      for (int i = 0; i < size && m < nb; ++i) {
+        const unsigned char* kk = kr + i * ps + c;
+        const float* vv = vr + i * ps + c;
+        for (int w0 = 0; w0 < size; w0 += 8) {
+          uint64_t word;
+          __builtin_memcpy(&word, kk + w0, 8);
+          uint64_t hit = bytes_equal(word, (unsigned)bin) & (w0 + 8 <= size ? ~0ull : tail);
+          while (hit) {
+            buf[m++] = vv[w0 + (__builtin_ctzll(hit) >> 3)];
+            hit &= hit - 1;
+          }
+        }
+      }
+      yr[c] = k::select_small(buf, m, j);
     }
   });
 }
@@ -252,16 +313,13 @@ void median_hist(const Image<const float>& x, const Image<float>& y, int64_t f, 
 }  // namespace
 
 void median(Image<const float> x, Image<float> y, int size) {
+  if (size == 3) return median_small<3>(x, y);
+  if (size == 5) return median_small<5>(x, y);
   const int h = size / 2;
   float* pad = grow(t_frame, (size_t)(x.rows + 2 * h) * (x.cols + 2 * h));
   for (int64_t f = 0; f < x.frames; ++f) {
     extend_frame(x, f, h, false, pad);
-    if (size == 3)
-      median_small<3>(x, y, f, pad);
-    else if (size == 5)
-      median_small<5>(x, y, f, pad);
-    else
-      median_hist(x, y, f, size, pad);
+    median_hist(x, y, f, size, pad);
   }
 }
 
