@@ -30,11 +30,12 @@ USFAST_HD int clipped_count(int i, int h, int n) {
 }
 
 // Window mean, variance (>= 0) and covariance from double window sums over 1 / inv_n pixels.
-// The variance is clamped in float (rounding can make it slightly negative).
+// Rounding can make the variance slightly negative: max(v, 0), written as (v + |v|) / 2 (exact)
+// because GCC does not vectorise the comparison form when a division by v follows.
 USFAST_HD float box_mean(double s, double inv_n) { return (float)(s * inv_n); }
 USFAST_HD float box_var(double sxx, double sx, double inv_n) {
   const float v = (float)(sxx * inv_n - (sx * inv_n) * (sx * inv_n));
-  return v > 0.f ? v : 0.f;
+  return 0.5f * (v + fabs_(v));
 }
 USFAST_HD float box_cov(double sxy, double sx, double sy, double inv_n) {
   return (float)(sxy * inv_n - (sx * inv_n) * (sy * inv_n));
@@ -42,17 +43,17 @@ USFAST_HD float box_cov(double sxy, double sx, double sy, double inv_n) {
 
 // Lee (1980), multiplicative form (Lopes et al. 1990):
 //   y = m + W (x - m),  W = 1 - Cu^2 / Ci^2  clamped to [0, 1].
-// Written as (var - Cu^2 m^2) / var so that var = 0 (flat window) gives W = 0, y = m.
+// Written as (var - Cu^2 m^2) / (var + tiny) so that var = 0 (a flat window) gives W = 0, y = m.
 USFAST_HD float lee_px(float x, float mean, float var, float cu2) {
   const float num = var - cu2 * mean * mean;
-  const float w = clampf(num / fmax_(var, USFAST_SPK_TINY), 0.f, 1.f);
+  const float w = clampf(num / (var + USFAST_SPK_TINY), 0.f, 1.f);
   return mean + w * (x - mean);
 }
 
 // Kuan et al. (1985): W = (1 - Cu^2 / Ci^2) / (1 + Cu^2), clamped to [0, 1].
 USFAST_HD float kuan_px(float x, float mean, float var, float cu2) {
   const float num = var - cu2 * mean * mean;
-  const float w = clampf(num / fmax_(var * (1.f + cu2), USFAST_SPK_TINY), 0.f, 1.f);
+  const float w = clampf(num / (var * (1.f + cu2) + USFAST_SPK_TINY), 0.f, 1.f);
   return mean + w * (x - mean);
 }
 

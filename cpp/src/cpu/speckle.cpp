@@ -6,6 +6,7 @@
 // which every window sum is one difference (O(1) per pixel whatever the window).
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/diffusion.cuh"
@@ -53,15 +54,21 @@ void for_items(int64_t n, const Make& make, const Body& body) {
   }
 }
 
-// Scratch owned by the call when the caller gave none.
+// Scratch when the caller gave none: a per-thread buffer that grows and is kept, so that
+// repeated calls (one per frame) allocate nothing after the first.
 struct HostScratch {
-  std::vector<char> own;
   detail::SpeckleScratch s;
   HostScratch(SpeckleOp op, int64_t F, int64_t R, int64_t C, void* ws) {
     char* base = static_cast<char*>(ws);
     if (!base) {
-      own.resize(detail::carve_scratch(op, F, R, C, false, nullptr, nullptr) + 256);
-      base = own.data() + ((256 - reinterpret_cast<uintptr_t>(own.data()) % 256) % 256);
+      thread_local std::unique_ptr<char[]> cache;
+      thread_local size_t capacity = 0;
+      const size_t need = detail::carve_scratch(op, F, R, C, false, nullptr, nullptr) + 256;
+      if (need > capacity) {
+        cache.reset(new char[need]);
+        capacity = need;
+      }
+      base = cache.get() + ((256 - reinterpret_cast<uintptr_t>(cache.get()) % 256) % 256);
     }
     detail::carve_scratch(op, F, R, C, false, base, &s);
   }

@@ -61,7 +61,7 @@ def local_moments(x, h):
 # ---- Lee, Kuan, Frost ------------------------------------------------------------------------
 def _lee(x, h, cu2):
     m, v = local_moments(x, h)
-    w = np.clip((v - cu2 * m * m) / np.maximum(v, TINY), 0.0, 1.0)  # 1 - Cu^2/Ci^2
+    w = np.clip((v - cu2 * m * m) / (v + TINY), 0.0, 1.0)  # 1 - Cu^2/Ci^2
     return m + w * (x - m)
 
 
@@ -72,7 +72,7 @@ def lee(x, window, cu2):
 
 def _kuan(x, h, cu2):
     m, v = local_moments(x, h)
-    w = np.clip((v - cu2 * m * m) / np.maximum(v * (1 + cu2), TINY), 0.0, 1.0)
+    w = np.clip((v - cu2 * m * m) / (v * (1 + cu2) + TINY), 0.0, 1.0)
     return m + w * (x - m)
 
 
