@@ -139,7 +139,7 @@ def run(out="usfast-demo", frames=90, fps=20.0, seed=7, backend=None, speckle="g
                           "visible_tip_mm": [float(t["vis1_x_mm"]), float(t["vis1_z_mm"])],
                           "angle_deg": float(t["angle_deg"]),
                           "visible_length_mm": float(t["visible_length_mm"]),
-                          "in_plane": bool(t["in_plane"]), "phase": str(t["phase"])}})
+                          "in_plane": bool(t["in_plane"]), "event": str(t["event"])}})
         metrics = dict(summary, per_frame=per_frame)
         (tmp / "metrics.json").write_text(json.dumps(_clean(metrics), indent=1))
         _report(results, truth, tmp / "report.png")
