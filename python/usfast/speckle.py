@@ -257,14 +257,21 @@ def _cupy_dpad(c, x, o, iterations, dt, h):
 
 # ---- public API -------------------------------------------------------------------------------
 def _roi(fn, q0_roi, shape):
-    """(row0, rows, col0, cols) from ``(row_slice, col_slice)`` or ``(r0, r1, c0, c1)``."""
+    """(row0, rows, col0, cols) from ``(row_slice, col_slice)`` or ``(r0, r1, c0, c1)``;
+    bounds must lie inside the image (no clipping, no negative indices)."""
     R, C = shape[-2:]
     try:
         if len(q0_roi) == 2 and all(isinstance(s, slice) for s in q0_roi):
-            (r0, r1, _), (c0, c1, _) = (q0_roi[0].indices(R), q0_roi[1].indices(C))
-            if q0_roi[0].step not in (None, 1) or q0_roi[1].step not in (None, 1):
+            rs, cs = q0_roi
+            if rs.step not in (None, 1) or cs.step not in (None, 1):
                 raise ValueError
+            r0, r1 = (0 if rs.start is None else operator.index(rs.start),
+                      R if rs.stop is None else operator.index(rs.stop))
+            c0, c1 = (0 if cs.start is None else operator.index(cs.start),
+                      C if cs.stop is None else operator.index(cs.stop))
         else:
+            if isinstance(q0_roi, (str, bytes)):
+                raise ValueError
             r0, r1, c0, c1 = (operator.index(v) for v in q0_roi)
     except (TypeError, ValueError):
         raise fail(fn, "q0_roi", "(row_start, row_stop, col_start, col_stop) or two unit-step "
