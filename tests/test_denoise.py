@@ -406,6 +406,30 @@ def test_nan_without_check_does_not_crash():
     denoise.median(x, window=9, check_finite=False)
 
 
+def test_cpu_baseline_copies_match_reference():
+    """The CPU hot loops exist for the build's baseline ISA and for AVX-512 (picked at run time);
+    USFAST_CPU_BASELINE=1 forces the baseline: it must agree with the reference too."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np\n"
+        "from usfast import denoise as dn\n"
+        "from usfast.reference import denoise as ref\n"
+        "x = np.random.default_rng(0).random((45, 67)).astype(np.float32)\n"
+        "np.testing.assert_allclose(dn.nlm(x, h=0.15, patch_size=7, search_size=9),"
+        " ref.nlm(x, 7, 9, 0.15), rtol=1e-3, atol=1e-4)\n"
+        "np.testing.assert_allclose(dn.nlm(x, h=0.15, patch_size=15, search_size=5),"
+        " ref.nlm(x, 15, 5, 0.15), rtol=1e-3, atol=1e-4)\n"
+        "for w in (3, 5):\n"
+        "    np.testing.assert_array_equal(dn.median(x, window=w), ref.median(x, w))\n"
+        "np.testing.assert_allclose(dn.bilateral(x, diameter=7), ref.bilateral(x, 7, 0.1, 2.0),"
+        " rtol=1e-4, atol=1e-5)\n")
+    env = dict(os.environ, USFAST_CPU_BASELINE="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
 # ---- the kernels -------------------------------------------------------------------------------
 def test_kernels_compile_under_nvrtc_with_the_names_the_python_layer_launches():
     try:

@@ -2,8 +2,14 @@
 // buffer (so the inner loops need no index rules), then OpenMP over rows and contiguous,
 // vectorised loops over columns call the per-pixel functions of kernels/nlm.cuh, rank.cuh and
 // bilateral.cuh. Scratch buffers are per thread and reused across calls.
+//
+// The hot loops (a band of NLM, a row of the 3x3/5x5 median, a row of the bilateral filter) are
+// written once as inline bodies and compiled twice on x86-64 with GCC or Clang: for the build's
+// baseline and for x86-64-v4 (AVX-512: twice the lanes, and 32 vector registers, which the 5x5
+// median network needs to run without spills). The v4 copy runs where the CPU has it.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 #include "kernels/nlm.cuh"
@@ -11,10 +17,51 @@
 #include "src/cpu/parallel.hpp"
 #include "src/denoise_launch.hpp"
 
+#ifndef USFAST_NLM_BAND
+#define USFAST_NLM_BAND 32
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(USFAST_NO_V4)
+#define USFAST_V4_DISPATCH 1
+#define USFAST_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+#define USFAST_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define USFAST_V4_DISPATCH 0
+#define USFAST_ALWAYS_INLINE inline
+#endif
+
+// Defines NAME (baseline) and NAME##_v4 (x86-64-v4) calling BODY with the same arguments, and
+// NAME##_best, which picks one at run time. TPL/TARGS: a template head and its arguments, or
+// nothing.
+#if USFAST_V4_DISPATCH
+#define USFAST_TWO_ISAS(TPL, TARGS, NAME, BODY, PARAMS, ARGS) \
+  TPL void NAME PARAMS { BODY TARGS ARGS; }                   \
+  TPL USFAST_TARGET_V4 void NAME##_v4 PARAMS { BODY TARGS ARGS; } \
+  TPL void NAME##_best PARAMS {                               \
+    if (has_v4())                                             \
+      NAME##_v4 TARGS ARGS;                                   \
+    else                                                      \
+      NAME TARGS ARGS;                                        \
+  }
+#else
+#define USFAST_TWO_ISAS(TPL, TARGS, NAME, BODY, PARAMS, ARGS) \
+  TPL void NAME##_best PARAMS { BODY TARGS ARGS; }
+#endif
+
 namespace usfast {
 namespace cpu {
 
 namespace {
+
+#if USFAST_V4_DISPATCH
+// USFAST_CPU_BASELINE=1 in the environment keeps the baseline copies (to test them).
+bool has_v4() {
+  static const bool v4 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512cd") && !std::getenv("USFAST_CPU_BASELINE");
+  return v4;
+}
+#endif
 
 template <class T>
 T* grow(std::vector<T>& v, size_t n) {
@@ -65,7 +112,7 @@ struct NlmFrame {
 };
 
 template <int PW>
-void nlm_band(const NlmFrame& F, int r0, int r1, float* V, float* H) {
+USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float* V, float* H) {
   const int o = F.o, d = F.d, P = PW > 0 ? PW : 2 * o + 1, reach = o + d;
   const int64_t ps = F.ps, as = F.as;
   for (int dy = 0; dy <= d; ++dy) {
@@ -125,18 +172,24 @@ void nlm_band(const NlmFrame& F, int r0, int r1, float* V, float* H) {
   }
 }
 
+#define USFAST_NLM_PARAMS (const NlmFrame& F, int r0, int r1, float* V, float* H)
+USFAST_TWO_ISAS(template <int PW>, <PW>, nlm_band, nlm_band_body, USFAST_NLM_PARAMS,
+                (F, r0, r1, V, H))
+#undef USFAST_NLM_PARAMS
+
 void nlm_band_any(const NlmFrame& F, int r0, int r1, float* V, float* H) {
   switch (2 * F.o + 1) {
-    case 3: nlm_band<3>(F, r0, r1, V, H); break;
-    case 5: nlm_band<5>(F, r0, r1, V, H); break;
-    case 7: nlm_band<7>(F, r0, r1, V, H); break;
-    case 9: nlm_band<9>(F, r0, r1, V, H); break;
-    case 11: nlm_band<11>(F, r0, r1, V, H); break;
-    default: nlm_band<0>(F, r0, r1, V, H);
+    case 3: nlm_band_best<3>(F, r0, r1, V, H); break;
+    case 5: nlm_band_best<5>(F, r0, r1, V, H); break;
+    case 7: nlm_band_best<7>(F, r0, r1, V, H); break;
+    case 9: nlm_band_best<9>(F, r0, r1, V, H); break;
+    case 11: nlm_band_best<11>(F, r0, r1, V, H); break;
+    default: nlm_band_best<0>(F, r0, r1, V, H);
   }
 }
 
 thread_local std::vector<float> t_acc;
+constexpr int kNlmBand = USFAST_NLM_BAND;
 
 }  // namespace
 
@@ -150,19 +203,24 @@ void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float
   F.pad = pad;
   F.num = grow(t_acc, (size_t)2 * na);
   F.den = F.num + na;
-  const int band = std::max(16, d);
+  const int band = std::max(kNlmBand, d);
   const int nbands = (R + d + band - 1) / band;  // p rows -d .. R-1
+  const int64_t vlen = C + 2 * d + 2 * o;
   for (int64_t f = 0; f < x.frames; ++f) {
     extend_frame(x, f, reach, true, pad);
     std::fill(F.num, F.num + 2 * na, 0.f);
-    for (int phase = 0; phase < 2; ++phase) {
-      parallel_for((nbands + 1 - phase) / 2, [&](int64_t i) {
-        static thread_local std::vector<float> scratch;
-        const int b = 2 * (int)i + phase;
-        const int r0 = -d + b * band, r1 = std::min(R, r0 + band);
-        float* V = grow(scratch, (size_t)2 * (C + 2 * d + 2 * o));
-        nlm_band_any(F, r0, r1, V, V + C + 2 * d + 2 * o);
-      });
+    // bands are uneven in cost near the edges and a core may be busy elsewhere: dynamic
+#pragma omp parallel if (nbands > 1)
+    {
+      static thread_local std::vector<float> scratch;
+      float* V = grow(scratch, (size_t)2 * vlen);
+      for (int phase = 0; phase < 2; ++phase) {
+#pragma omp for schedule(dynamic, 1)
+        for (int b = phase; b < nbands; b += 2) {
+          const int r0 = -d + b * band;
+          nlm_band_any(F, r0, std::min(R, r0 + band), V, V + vlen);
+        }
+      }
     }
     parallel_for(R, [&](int64_t r) {
       const float* nr = F.num + (r + d) * F.as + d;
@@ -179,62 +237,73 @@ void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float
 namespace {
 
 // 3x3 / 5x5, no border copy: per output row, every column of the window is sorted once from the
-// W input rows (edge rows repeated) into rank rows s_i, whose ends repeat the edge columns'
-// sorted values; then the selection network per pixel on W consecutive sorted columns.
+// W input rows p[0..W) (edge rows repeated) into rank rows s_i (stride C + W - 1), whose ends
+// repeat the edge columns' sorted values; then the selection network per pixel on W
+// consecutive sorted columns.
+template <int W>
+USFAST_ALWAYS_INLINE void median_row_body(const float* const* p, float* s, int C, float* yr) {
+  constexpr int H = W / 2;
+  const int64_t SW = C + 2 * H;
+  if constexpr (W == 3) {
+    float *s0 = s + H, *s1 = s0 + SW, *s2 = s1 + SW;
+    const float *p0 = p[0], *p1 = p[1], *p2 = p[2];
+#pragma omp simd
+    for (int j = 0; j < C; ++j) {
+      float a = p0[j], b = p1[j], c = p2[j];
+      k::sort3(a, b, c);
+      s0[j] = a;
+      s1[j] = b;
+      s2[j] = c;
+    }
+    for (int t = 0; t < W; ++t) {
+      float* st = s + t * SW;
+      st[0] = st[1];
+      st[C + 1] = st[C];
+    }
+#pragma omp simd
+    for (int c = 0; c < C; ++c) yr[c] = k::median9_cols(s + c, s + SW + c, s + 2 * SW + c);
+  } else {
+    float *s0 = s + H, *s1 = s0 + SW, *s2 = s1 + SW, *s3 = s2 + SW, *s4 = s3 + SW;
+    const float *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3], *p4 = p[4];
+#pragma omp simd
+    for (int j = 0; j < C; ++j) {
+      float a = p0[j], b = p1[j], c = p2[j], d = p3[j], e = p4[j];
+      k::sort5(a, b, c, d, e);
+      s0[j] = a;
+      s1[j] = b;
+      s2[j] = c;
+      s3[j] = d;
+      s4[j] = e;
+    }
+    for (int t = 0; t < W; ++t) {
+      float* st = s + t * SW;
+      st[0] = st[1] = st[2];
+      st[C + 3] = st[C + 2] = st[C + 1];
+    }
+#pragma omp simd
+    for (int c = 0; c < C; ++c)
+      yr[c] = k::median25_cols(s + c, s + SW + c, s + 2 * SW + c, s + 3 * SW + c, s + 4 * SW + c);
+  }
+}
+USFAST_TWO_ISAS(template <int W>, <W>, median_row, median_row_body,
+                (const float* const* p, float* s, int C, float* yr), (p, s, C, yr))
+
 template <int W>
 void median_small(const Image<const float>& x, const Image<float>& y) {
   constexpr int H = W / 2;
   const int R = (int)x.rows, C = (int)x.cols;
-  const int64_t SW = C + 2 * H, n = x.frames * R;
+  const int64_t n = x.frames * R;
 #pragma omp parallel if (n * C > 32768)
   {
     static thread_local std::vector<float> rank_rows;
-    float* s = grow(rank_rows, (size_t)W * SW);
+    float* s = grow(rank_rows, (size_t)W * (C + 2 * H));
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const int64_t f = i / R;
       const int r = (int)(i % R);
       const float* p[W];
       for (int t = 0; t < W; ++t) p[t] = &x.at(f, k::replicate(r - H + t, R), 0);
-      float* yr = &y.at(f, r, 0);
-      if constexpr (W == 3) {
-        float *s0 = s + H, *s1 = s0 + SW, *s2 = s1 + SW;
-#pragma omp simd
-        for (int j = 0; j < C; ++j) {
-          float a = p[0][j], b = p[1][j], c = p[2][j];
-          k::sort3(a, b, c);
-          s0[j] = a;
-          s1[j] = b;
-          s2[j] = c;
-        }
-        for (int t = 0; t < W; ++t) {
-          float* st = s + t * SW;
-          st[0] = st[1];
-          st[C + 1] = st[C];
-        }
-#pragma omp simd
-        for (int c = 0; c < C; ++c) yr[c] = k::median9_cols(s + c, s + SW + c, s + 2 * SW + c);
-      } else {
-        float *s0 = s + H, *s1 = s0 + SW, *s2 = s1 + SW, *s3 = s2 + SW, *s4 = s3 + SW;
-#pragma omp simd
-        for (int j = 0; j < C; ++j) {
-          float a = p[0][j], b = p[1][j], c = p[2][j], d = p[3][j], e = p[4][j];
-          k::sort5(a, b, c, d, e);
-          s0[j] = a;
-          s1[j] = b;
-          s2[j] = c;
-          s3[j] = d;
-          s4[j] = e;
-        }
-        for (int t = 0; t < W; ++t) {
-          float* st = s + t * SW;
-          st[0] = st[1] = st[2];
-          st[C + 3] = st[C + 2] = st[C + 1];
-        }
-#pragma omp simd
-        for (int c = 0; c < C; ++c)
-          yr[c] = k::median25_cols(s + c, s + SW + c, s + 2 * SW + c, s + 3 * SW + c, s + 4 * SW + c);
-      }
+      median_row_best<W>(p, s, C, &y.at(f, r, 0));
     }
   }
 }
@@ -325,7 +394,36 @@ void median(Image<const float> x, Image<float> y, int size) {
 
 // ---- bilateral ---------------------------------------------------------------------------------
 // Per row, taps outer and columns inner (a contiguous vector loop per tap), accumulating in the
-// same tap order as bilateral_px.
+// same tap order as bilateral_px. p: the row's centre pixels in the extended frame (stride ps).
+namespace {
+USFAST_ALWAYS_INLINE void bilateral_row_body(const float* p, int64_t ps, int C, int radius,
+                                             float color_coef, float space_coef, float* num,
+                                             float* yr) {
+  float* den = num + C;
+  for (int c = 0; c < 2 * C; ++c) num[c] = 0.f;
+  for (int dy = -radius; dy <= radius; ++dy) {
+    const int hw = k::circle_half_width(dy, radius);
+    for (int dx = -hw; dx <= hw; ++dx) {
+      const float* q = p + dy * ps + dx;
+      const float e = space_coef * (float)(dy * dy + dx * dx);
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float v = q[c];
+        const float w = k::bilateral_weight(v, p[c], color_coef, e);
+        num[c] += w * v;
+        den[c] += w;
+      }
+    }
+  }
+#pragma omp simd
+  for (int c = 0; c < C; ++c) yr[c] = num[c] / den[c];
+}
+USFAST_TWO_ISAS(, , bilateral_row, bilateral_row_body,
+                (const float* p, int64_t ps, int C, int radius, float cc, float cs, float* num,
+                 float* yr),
+                (p, ps, C, radius, cc, cs, num, yr))
+}  // namespace
+
 void bilateral(Image<const float> x, Image<float> y, int radius, float color_coef,
                float space_coef) {
   const int R = (int)x.rows, C = (int)x.cols;
@@ -335,27 +433,8 @@ void bilateral(Image<const float> x, Image<float> y, int radius, float color_coe
     extend_frame(x, f, radius, true, pad);
     parallel_for(R, [&](int64_t r) {
       static thread_local std::vector<float> acc;
-      float* num = grow(acc, (size_t)2 * C);
-      float* den = num + C;
-      const float* p = pad + (r + radius) * ps + radius;
-      std::fill(num, num + 2 * C, 0.f);
-      for (int dy = -radius; dy <= radius; ++dy) {
-        const int hw = k::circle_half_width(dy, radius);
-        for (int dx = -hw; dx <= hw; ++dx) {
-          const float* q = p + dy * ps + dx;
-          const float e = space_coef * (float)(dy * dy + dx * dx);
-#pragma omp simd
-          for (int c = 0; c < C; ++c) {
-            const float v = q[c];
-            const float w = k::bilateral_weight(v, p[c], color_coef, e);
-            num[c] += w * v;
-            den[c] += w;
-          }
-        }
-      }
-      float* yr = &y.at(f, r, 0);
-#pragma omp simd
-      for (int c = 0; c < C; ++c) yr[c] = num[c] / den[c];
+      bilateral_row_best(pad + (r + radius) * ps + radius, ps, C, radius, color_coef,
+                         space_coef, grow(acc, (size_t)2 * C), &y.at(f, r, 0));
     });
   }
 }
