@@ -4,8 +4,8 @@ PICMUS dB forms), gCNR, PSNR, SSIM and Pratt's figure of merit.
 NumPy arrays are measured with NumPy/SciPy; CuPy (or any ``__cuda_array_interface__``) arrays
 on the device with CuPy, without a copy to the host. Every metric returns a Python float.
 
-Regions (``region``, ``inside``, ``outside``): a boolean mask of the image's shape, a tuple of
-slices (``np.s_[10:50, 20:60]``), or None for the whole image. Statistics use the population
+Regions (``region``, ``inside``, ``outside``): a boolean mask of the image's shape, slices
+(``np.s_[10:50, 20:60]``), or None for the whole image. Statistics use the population
 variance (``ddof = 0``).
 
 Analytic values for fully developed speckle (envelope with Rayleigh statistics):
@@ -50,7 +50,8 @@ def _values(fn, arg, img, region):
     xp = _xp(img)
     if region is None:
         v = img
-    elif isinstance(region, tuple) and all(isinstance(s, (slice, int)) for s in region):
+    elif isinstance(region, slice) or (
+            isinstance(region, tuple) and all(isinstance(s, (slice, int)) for s in region)):
         v = img[region]
     else:
         m = _arrays.as_array(fn, arg, region)
