@@ -24,26 +24,26 @@
 namespace usfast {
 namespace k {
 
-// SRAD's instantaneous coefficient of variation, squared, at a pixel x with neighbours n, s, w, e:
-//   q^2 = (1/2 |grad I|^2 / I^2 - 1/16 (lap I)^2 / I^2) / (1 + 1/4 lap I / I)^2
-// with |grad I|^2 the sum of the four squared differences and lap I their sum. Multiplying
-// through by I^2 leaves (1/2 sum d^2 - 1/16 (sum d)^2) / m4^2, m4 = x + lap/4 = the mean of the
-// four neighbours, which is defined wherever the neighbours are not all zero (q = 0 there).
-USFAST_HD float srad_q2(float x, float n, float s, float w, float e) {
+// SRAD's diffusion coefficient at a pixel x with neighbours n, s, w, e (Neumann: a neighbour
+// outside the image is x itself), clamped to [0, 1]. The instantaneous coefficient of variation
+//   q^2 = (1/2 |grad I|^2 / I^2 - 1/16 (lap I)^2 / I^2) / (1 + 1/4 lap I / I)^2,
+// |grad I|^2 the sum of the four squared differences and lap I their sum, is, multiplied through
+// by I^2, num / m4^2 with num = 1/2 sum d^2 - 1/16 (sum d)^2 and m4 = x + lap/4 the mean of the
+// four neighbours. With a = q0^2 (1 + q0^2) and b = q0^4 (see top),
+//   c = a / (q^2 + b) = a m4^2 / (num + b m4^2)
+// in one division. q0 = 0 (no speckle: a constant or all-zero image) gives c = 0, where the
+// neighbours are all zero q is infinite and c = 0 too.
+USFAST_HD float srad_coef_a(float q0sq) { return q0sq * (1.f + q0sq); }
+USFAST_HD float srad_coef_b(float q0sq) { return q0sq * q0sq; }
+USFAST_HD float srad_coef_px(float x, float n, float s, float w, float e, float a, float b) {
   const float dn = n - x, ds = s - x, dw = w - x, de = e - x;
   const float sum = (dn + ds) + (dw + de);
   const float sq = (dn * dn + ds * ds) + (dw * dw + de * de);
   const float m4 = x + 0.25f * sum;
-  return (0.5f * sq - 0.0625f * sum * sum) / fmax_(m4 * m4, USFAST_SPK_TINY);
+  const float m2 = fmax_(m4 * m4, USFAST_SPK_TINY);
+  const float num = 0.5f * sq - 0.0625f * sum * sum;
+  return clampf(a * m2 / fmax_(num + b * m2, USFAST_SPK_TINY), 0.f, 1.f);
 }
-
-// SRAD diffusion coefficient clamped to [0, 1], with a = q0^2 (1 + q0^2), b = q0^4 (see top).
-// q0 = 0 (no speckle: a constant or all-zero image) gives c = 0: the image stays as it is.
-USFAST_HD float srad_coef(float q2, float a, float b) {
-  return clampf(a / fmax_(q2 + b, USFAST_SPK_TINY), 0.f, 1.f);
-}
-USFAST_HD float srad_coef_a(float q0sq) { return q0sq * (1.f + q0sq); }
-USFAST_HD float srad_coef_b(float q0sq) { return q0sq * q0sq; }
 
 // DPAD diffusion coefficient clamped to [0, 1]: Cn^2 (1 + Ci^2) / (Ci^2 (1 + Cn^2)).
 // Cn = 0 gives c = 0 (nothing to remove); Ci = 0 (a flat window) gives c = 1.
@@ -137,14 +137,15 @@ USFAST_HD float cv2_hist_median(const unsigned* hist, double n) {
 // ---- CUDA kernels ----------------------------------------------------------------------------
 namespace usfast {
 namespace k {
-// The pixel at (r, c) of a frame with clamped (Neumann) neighbours.
-__device__ __forceinline__ float srad_q2_at(const float* x, usf_i64 rs, int R, int C, int r, int c) {
+// SRAD's diffusion coefficient at (r, c) of a frame, clamped (Neumann) neighbours.
+__device__ __forceinline__ float srad_coef_at(const float* x, usf_i64 rs, int R, int C, int r,
+                                              int c, float a, float b) {
   const float v = x[r * rs + c];
   const float n = x[(r > 0 ? r - 1 : r) * rs + c];
   const float s = x[(r < R - 1 ? r + 1 : r) * rs + c];
   const float w = x[r * rs + (c > 0 ? c - 1 : c)];
   const float e = x[r * rs + (c < C - 1 ? c + 1 : c)];
-  return srad_q2(v, n, s, w, e);
+  return srad_coef_px(v, n, s, w, e, a, b);
 }
 
 // Block-wide sum of two doubles (blockDim.x a multiple of 32, at most 1024 threads).
@@ -246,9 +247,9 @@ extern "C" __global__ void usfast_srad_step(const float* x, usf_i64 xfs, usf_i64
   const float a = srad_coef_a(q), b = srad_coef_b(q);
   const float* xf = x + f * xfs;
   const int rs_ = r < R - 1 ? r + 1 : r, ce_ = c < C - 1 ? c + 1 : c;
-  const float cc = srad_coef(srad_q2_at(xf, xrs, R, C, r, c), a, b);
-  const float cs = srad_coef(srad_q2_at(xf, xrs, R, C, rs_, c), a, b);
-  const float ce = srad_coef(srad_q2_at(xf, xrs, R, C, r, ce_), a, b);
+  const float cc = srad_coef_at(xf, xrs, R, C, r, c, a, b);
+  const float cs = srad_coef_at(xf, xrs, R, C, rs_, c, a, b);
+  const float ce = srad_coef_at(xf, xrs, R, C, r, ce_, a, b);
   const float v = xf[r * xrs + c];
   y[f * yfs + r * yrs + c] =
       diffusion_step(v, xf[(r > 0 ? r - 1 : r) * xrs + c], xf[rs_ * xrs + c],

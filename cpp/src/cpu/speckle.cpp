@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/diffusion.cuh"
+#include "src/cpu/parallel.hpp"
 #include "src/speckle_launch.hpp"
 
 #ifdef USFAST_WITH_OPENMP
@@ -328,11 +329,20 @@ inline void pad_row(const float* src, int C, float* d) {
   d[C + 1] = src[C - 1];
 }
 
+int thread_id() {
+#ifdef USFAST_WITH_OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // One iteration of the conservative scheme over frame-strips: coef(f, i, P, n, s, out) fills
 // the diffusion coefficients of row i of frame f (P = padded row i, n/s = rows above/below),
-// out padded with one copy of its last value.
-template <class Coef>
-void diffusion_pass(Image<const float> src, Image<float> dst, float dt, const Coef& coef) {
+// out padded with one copy of its last value; post(f, r, row) sees each result row once written.
+template <class Coef, class Post>
+void diffusion_pass(Image<const float> src, Image<float> dst, float dt, const Coef& coef,
+                    const Post& post) {
   const int R = int(src.rows), C = int(src.cols);
   const auto items = make_strips(src.frames, src.rows);
   struct Buf {
@@ -357,6 +367,7 @@ void diffusion_pass(Image<const float> src, Image<float> dst, float dt, const Co
       for (int c = 0; c < C; ++c)
         o[c] = k::diffusion_step(pa[c + 1], n[c], so[c], pa[c], pa[c + 2], ca[c], cb[c], ca[c + 1],
                                  dt);
+      post(f, r, o);
       std::swap(pa, pb);
       std::swap(ca, cb);
     }
@@ -382,86 +393,114 @@ void iterate(Image<const float> x, Image<float> y, float* tmp, int iterations, c
   }
 }
 
-// Sums of x and x^2 over the T x T tiles of a region, per frame (tile-major within a frame).
-void tile_sums(Image<const float> x, int64_t r0, int64_t c0, int64_t RR, int64_t CC, int T,
-               std::vector<double>& sums, int& ntr, int& ntc) {
-  ntr = int((RR + T - 1) / T);
-  ntc = int((CC + T - 1) / T);
-  const int64_t nt = int64_t(ntr) * ntc, n = x.frames * nt;
-  sums.assign(size_t(2 * n), 0.0);
-  for_items(n, [] { return 0; }, [&](int64_t i, int) {
-    const int64_t f = i / nt, t = i % nt;
-    const int64_t rb = r0 + (t / ntc) * T, cb = c0 + (t % ntc) * T;
-    const int64_t re = std::min(rb + T, r0 + RR), ce = std::min(cb + T, c0 + CC);
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t r = rb; r < re; ++r) {
-      const float* p = &x.at(f, r, 0);
+// SRAD's scale from sums of x and x^2 over the T x T tiles of a region (the whole frame, or the
+// caller's region pooled): per frame, tile-major, (sum, sum of squares) pairs.
+struct TileGrid {
+  int64_t r0 = 0, c0 = 0, RR = 0, CC = 0;
+  int T = 32, ntr = 0, ntc = 0;
+  bool pooled = false;
+  TileGrid(Image<const float> x, const SradParams& p) {
+    pooled = p.q0_mode == SradQ0::Roi;
+    r0 = pooled ? p.roi_row0 : 0;
+    c0 = pooled ? p.roi_col0 : 0;
+    RR = pooled ? p.roi_rows : x.rows;
+    CC = pooled ? p.roi_cols : x.cols;
+    T = k::q0_tile_size(int(RR), int(CC));
+    ntr = int((RR + T - 1) / T);
+    ntc = int((CC + T - 1) / T);
+  }
+  int64_t tiles() const { return int64_t(ntr) * ntc; }
+
+  // Adds row r of frame f (a row of the image) into this frame's tile sums.
+  void add_row(int64_t r, const float* row, double* frame_sums) const {
+    if (r < r0 || r >= r0 + RR) return;
+    double* s = frame_sums + 2 * ((r - r0) / T) * ntc;
+    for (int tc = 0; tc < ntc; ++tc) {
+      const int64_t cb = c0 + int64_t(tc) * T, ce = std::min(cb + T, c0 + CC);
+      double s1 = 0.0, s2 = 0.0;
 #pragma omp simd reduction(+ : s1, s2)
       for (int64_t c = cb; c < ce; ++c) {
-        const double v = p[c];
+        const double v = row[c];
         s1 += v;
         s2 += v * v;
       }
+      s[2 * tc] += s1;
+      s[2 * tc + 1] += s2;
     }
-    sums[size_t(2 * i)] = s1;
-    sums[size_t(2 * i + 1)] = s2;
-  });
-}
+  }
 
-// q0^2 per frame of the current image (SradQ0::Tiles or SradQ0::Roi).
-void srad_scale(Image<const float> x, const SradParams& p, std::vector<float>& q0sq,
-                std::vector<double>& sums, std::vector<float>& vals) {
-  const bool roi = p.q0_mode == SradQ0::Roi;
-  const int64_t r0 = roi ? p.roi_row0 : 0, c0 = roi ? p.roi_col0 : 0;
-  const int64_t RR = roi ? p.roi_rows : x.rows, CC = roi ? p.roi_cols : x.cols;
-  const int T = k::q0_tile_size(int(RR), int(CC));
-  int ntr = 0, ntc = 0;
-  tile_sums(x, r0, c0, RR, CC, T, sums, ntr, ntc);
-  const int64_t nt = int64_t(ntr) * ntc;
-  for (int64_t f = 0; f < x.frames; ++f) {
-    const double* s = sums.data() + 2 * f * nt;
-    if (roi) {
+  // q0^2 of one frame from its tile sums.
+  float q0sq(const double* s, std::vector<float>& vals) const {
+    const int64_t nt = tiles();
+    if (pooled) {
       double a = 0.0, b = 0.0;
       for (int64_t t = 0; t < nt; ++t) { a += s[2 * t]; b += s[2 * t + 1]; }
-      q0sq[size_t(f)] = k::sums_cv2(a, b, double(RR) * double(CC));
-      continue;
+      return k::sums_cv2(a, b, double(RR) * double(CC));
     }
     vals.resize(size_t(nt));
     for (int64_t t = 0; t < nt; ++t) {
-      const int64_t tr = t / ntc, tc = t % ntc;
-      const int64_t th = std::min<int64_t>(T, RR - tr * T), tw = std::min<int64_t>(T, CC - tc * T);
+      const int64_t th = std::min<int64_t>(T, RR - (t / ntc) * T);
+      const int64_t tw = std::min<int64_t>(T, CC - (t % ntc) * T);
       vals[size_t(t)] = k::sums_cv2(s[2 * t], s[2 * t + 1], double(th) * double(tw));
     }
     auto mid = vals.begin() + (nt - 1) / 2;
     std::nth_element(vals.begin(), mid, vals.end());
-    q0sq[size_t(f)] = *mid;
+    return *mid;
   }
-}
+};
 
 }  // namespace
 
 void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, size_t) {
   HostScratch hs(SpeckleOp::Srad, x.frames, x.rows, x.cols, ws);
+  const int64_t F = x.frames;
   const int C = int(x.cols);
-  std::vector<float> q0sq(size_t(x.frames));
-  std::vector<double> sums;
-  std::vector<float> vals;
+  const bool given = p.q0_mode == SradQ0::Given;
+  const TileGrid grid(x, p);
+  const int64_t nt = grid.tiles();
+  const int nthreads = max_threads();
+  // per-thread tile sums of the image each pass writes: the next iteration's scale, with no
+  // extra pass over the image
+  std::vector<double> part(given ? 0 : size_t(nthreads) * F * nt * 2);
+  std::vector<double> sums(given ? 0 : size_t(F) * nt * 2);
+  std::vector<float> q0sq(static_cast<size_t>(F)), vals;
+  bool have_sums = false;
   iterate(x, y, hs.s.tmp, p.iterations, [&](int it, Image<const float> cur, Image<float> dst) {
-    if (p.q0_mode == SradQ0::Given) {
+    if (given) {
       const float q = p.q0 * std::exp(-p.q0_decay * p.dt * float(it));
       std::fill(q0sq.begin(), q0sq.end(), q * q);
     } else {
-      srad_scale(cur, p, q0sq, sums, vals);
+      if (!have_sums) {  // the first iteration: the input's tiles
+        std::fill(sums.begin(), sums.end(), 0.0);
+        parallel_for(F * grid.ntr, [&](int64_t i) {
+          const int64_t f = i / grid.ntr, r1 = grid.r0 + (i % grid.ntr + 1) * grid.T;
+          for (int64_t r = grid.r0 + (i % grid.ntr) * grid.T; r < std::min(r1, grid.r0 + grid.RR); ++r)
+            grid.add_row(r, &cur.at(f, r, 0), sums.data() + 2 * f * nt);
+        });
+      }
+      for (int64_t f = 0; f < F; ++f) q0sq[size_t(f)] = grid.q0sq(sums.data() + 2 * f * nt, vals);
     }
-    diffusion_pass(cur, dst, p.dt,
-                   [&](int f, int, const float* P, const float* n, const float* s, float* out) {
-                     const float a = k::srad_coef_a(q0sq[size_t(f)]);
-                     const float b = k::srad_coef_b(q0sq[size_t(f)]);
+    const bool gather = !given && it + 1 < p.iterations;
+    if (gather) std::fill(part.begin(), part.end(), 0.0);
+    diffusion_pass(
+        cur, dst, p.dt,
+        [&](int f, int, const float* P, const float* n, const float* s, float* out) {
+          const float a = k::srad_coef_a(q0sq[size_t(f)]);
+          const float b = k::srad_coef_b(q0sq[size_t(f)]);
 #pragma omp simd
-                     for (int c = 0; c < C; ++c)
-                       out[c] = k::srad_coef(k::srad_q2(P[c + 1], n[c], s[c], P[c], P[c + 2]), a, b);
-                     out[C] = out[C - 1];
-                   });
+          for (int c = 0; c < C; ++c)
+            out[c] = k::srad_coef_px(P[c + 1], n[c], s[c], P[c], P[c + 2], a, b);
+          out[C] = out[C - 1];
+        },
+        [&](int f, int r, const float* row) {
+          if (gather) grid.add_row(r, row, part.data() + 2 * (size_t(thread_id()) * F + f) * nt);
+        });
+    if (gather) {
+      std::fill(sums.begin(), sums.end(), 0.0);
+      for (int t = 0; t < nthreads; ++t)
+        for (size_t i = 0; i < sums.size(); ++i) sums[i] += part[size_t(t) * sums.size() + i];
+      have_sums = true;
+    }
   });
 }
 
@@ -513,7 +552,8 @@ void dpad(Image<const float> x, Image<float> y, int iterations, float dt, int h,
 #pragma omp simd
                      for (int c = 0; c < C; ++c) out[c] = k::dpad_coef(g[c], n2);
                      out[C] = out[C - 1];
-                   });
+                   },
+                   [](int, int, const float*) {});
   });
 }
 
