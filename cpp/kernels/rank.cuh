@@ -4,15 +4,17 @@
 // 3x3 and 5x5: branch-free min/max networks that vectorise over columns. Every column of the
 // window is sorted first (a column is shared by the w pixels of a row that see it, so the CPU
 // sorts it once), then a selection network on the sorted columns returns the median:
-//  - 3x3: med3(max of the column minima, med3 of the middles, min of the maxima) (Paeth).
-//  - 5x5: Batcher's odd-even merge of the five sorted columns, (c0 c1)(c2 c3) -> ((c0c1) c4)
-//    -> all, pruned backwards to the comparisons the 13th element depends on, less those that
+//  - 3x3: med3(max of the column minima, med3 of the middles, min of the maxima): with rows
+//    and columns sorted, the median is the median of the anti-diagonal.
+//  - 5x5: Batcher's odd-even merge of the five sorted columns ((c0 c1), (c2 c3), then c4 with
+//    (c0 c1), then the two halves), pruned backwards to the comparisons the 13th element depends on, less those that
 //    the sorted columns make redundant: 74 compare steps (124 min/max), checked exhaustively on
 //    every 0-1 input with sorted columns (0-1 principle) and against numpy on random data.
 // Larger windows: Huang's sliding histogram (Huang, Yang & Tang 1979) of the values quantised
-// to 256 levels between a lower and upper bound of the data, which finds the bin holding the
-// median in O(w) per pixel; the exact value is then recovered by a radix selection over the
-// window on order-preserving 32-bit keys, so the result is the exact median, bit for bit.
+// to 256 levels between the smallest and largest value in reach, which finds the bin holding
+// the median in O(w) per pixel. The exact value is then recovered inside that bin: its few
+// values gathered and selected, or, when the bin is crowded, a radix selection over the window
+// on order-preserving 32-bit keys. So every size returns the exact median, bit for bit.
 #pragma once
 #include "bilateral.cuh"
 

@@ -297,7 +297,8 @@ void median_small(const Image<const float>& x, const Image<float>& y) {
   {
     static thread_local std::vector<float> rank_rows;
     float* s = grow(rank_rows, (size_t)W * (C + 2 * H));
-#pragma omp for schedule(static)
+    // dynamic: a core busy elsewhere then costs its share, not the whole call
+#pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < n; ++i) {
       const int64_t f = i / R;
       const int r = (int)(i % R);
@@ -431,11 +432,15 @@ void bilateral(Image<const float> x, Image<float> y, int radius, float color_coe
   float* pad = grow(t_frame, (size_t)(R + 2 * radius) * ps);
   for (int64_t f = 0; f < x.frames; ++f) {
     extend_frame(x, f, radius, true, pad);
-    parallel_for(R, [&](int64_t r) {
+#pragma omp parallel if (R > 1)
+    {
       static thread_local std::vector<float> acc;
-      bilateral_row_best(pad + (r + radius) * ps + radius, ps, C, radius, color_coef,
-                         space_coef, grow(acc, (size_t)2 * C), &y.at(f, r, 0));
-    });
+      float* num = grow(acc, (size_t)2 * C);
+#pragma omp for schedule(dynamic, 8)
+      for (int r = 0; r < R; ++r)
+        bilateral_row_best(pad + (int64_t)(r + radius) * ps + radius, ps, C, radius, color_coef,
+                           space_coef, num, &y.at(f, r, 0));
+    }
   }
 }
 
