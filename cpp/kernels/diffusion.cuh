@@ -148,75 +148,93 @@ __device__ __forceinline__ float srad_coef_at(const float* x, usf_i64 rs, int R,
   return srad_coef_px(v, n, s, w, e, a, b);
 }
 
-// Block-wide sum of two doubles (blockDim.x a multiple of 32, at most 1024 threads).
+// Block-wide sum of two doubles: the result is valid in thread 0 (any block shape with a
+// multiple of 32 threads, at most 1024).
 __device__ __forceinline__ void block_sum2(double& a, double& b) {
   __shared__ double sa[32], sb[32];
+  const int tid = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5, nw = (blockDim.x * blockDim.y * blockDim.z) >> 5;
   for (int o = 16; o > 0; o >>= 1) {
     a += __shfl_down_sync(0xffffffffu, a, o);
     b += __shfl_down_sync(0xffffffffu, b, o);
   }
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   if (lane == 0) { sa[warp] = a; sb[warp] = b; }
   __syncthreads();
-  a = lane < nw ? sa[lane] : 0.0;
-  b = lane < nw ? sb[lane] : 0.0;
-  if (warp == 0)
+  if (warp == 0) {
+    a = lane < nw ? sa[lane] : 0.0;
+    b = lane < nw ? sb[lane] : 0.0;
     for (int o = 16; o > 0; o >>= 1) {
       a += __shfl_down_sync(0xffffffffu, a, o);
       b += __shfl_down_sync(0xffffffffu, b, o);
     }
+  }
+}
+
+// SRAD's scale statistics on the GPU: sums of x and x^2 per 32 x 8 block of the launch grid
+// (blocks of every launcher are 32 x 8; a tile of T = 32 k pixels is whole blocks), over the
+// pixels inside the region [r0, r0 + RR) x [c0, c0 + CC) (the frame, or the caller's region):
+// part[2 * ((f * gridDim.y + by) * gridDim.x + bx) + {0, 1}]. v is the pixel's value, or
+// anything for a thread outside the image (active = false).
+__device__ __forceinline__ void srad_block_sums(double* part, bool active, int r, int c, float v,
+                                                int r0, int c0, int RR, int CC) {
+  const bool in = active && r >= r0 && r < r0 + RR && c >= c0 && c < c0 + CC;
+  double s1 = in ? (double)v : 0.0;
+  double s2 = s1 * s1;
+  block_sum2(s1, s2);
+  if (threadIdx.x == 0 && threadIdx.y == 0) {
+    const usf_i64 i = ((usf_i64)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    part[2 * i] = s1;
+    part[2 * i + 1] = s2;
+  }
 }
 }  // namespace k
 }  // namespace usfast
 
-// Sums of x and x^2 over T x T tiles of the region [r0, r0 + RR) x [c0, c0 + CC) of each frame:
-// one block (256 threads, a warp per row at a time) per tile; grid (tiles across, tiles down,
-// frames). sums holds (sum x, sum x^2) per tile: sums[2 * (f * ntiles + tile) + {0, 1}].
-extern "C" __global__ void usfast_tile_sums(const float* x, usf_i64 xfs, usf_i64 xrs, int r0,
-                                            int c0, int RR, int CC, int T, double* sums) {
-  const int tc = blockIdx.x, tr = blockIdx.y, f = blockIdx.z;
-  const int rb = tr * T, cb = tc * T;
-  const int th = (rb + T < RR ? T : RR - rb), tw = (cb + T < CC ? T : CC - cb);
-  const float* base = x + f * xfs + (usf_i64)(r0 + rb) * xrs + (c0 + cb);
-  const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  double s1 = 0.0, s2 = 0.0;
-  for (int i = threadIdx.x >> 5; i < th; i += nw)
-    for (int j = lane; j < tw; j += 32) {
-      const double v = base[(usf_i64)i * xrs + j];
-      s1 += v;
-      s2 += v * v;
-    }
-  usfast::k::block_sum2(s1, s2);
-  if (threadIdx.x == 0) {
-    const usf_i64 t = (usf_i64)f * gridDim.x * gridDim.y + (usf_i64)tr * gridDim.x + tc;
-    sums[2 * t] = s1;
-    sums[2 * t + 1] = s2;
-  }
+// SRAD scale statistics of an image (the input, before the first iteration); later iterations
+// get them from usfast_srad_step as it writes each result. Grid and blocks as usfast_srad_step.
+extern "C" __global__ void usfast_srad_block_sums(const float* x, usf_i64 xfs, usf_i64 xrs, int R,
+                                                  int C, int r0, int c0, int RR, int CC,
+                                                  double* part) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int r = blockIdx.y * blockDim.y + threadIdx.y;
+  const bool active = r < R && c < C;
+  const float v = active ? x[blockIdx.z * xfs + r * xrs + c] : 0.f;
+  usfast::k::srad_block_sums(part, active, r, c, v, r0, c0, RR, CC);
 }
 
-// q0^2 per frame from the tile sums: the median over tiles of var / mean^2 (pooled = 0), or
-// var / mean^2 of all tiles pooled (pooled = 1: a region the caller chose). One block of 1024
-// threads per frame; the median sorts the tile values in shared memory (bitonic).
-extern "C" __global__ void usfast_srad_q0(const double* sums, int ntr, int ntc, int RR, int CC,
-                                          int T, int pooled, float* q0sq) {
+// q0^2 per frame from the block sums (gx x gy blocks per frame): var / mean^2 of all of them
+// pooled (pooled = 1: the caller's region of RR x CC pixels), or the median over T x T tiles of
+// the R x C frame of each tile's var / mean^2 (pooled = 0; the lower middle value for an even
+// count). One block of 1024 threads per frame; the median sorts the tile values in shared
+// memory (bitonic, at most USFAST_Q0_MAX_TILES).
+extern "C" __global__ void usfast_srad_q0(const double* part, int gx, int gy, int R, int C, int T,
+                                          int RR, int CC, int pooled, float* q0sq) {
   __shared__ float v[USFAST_Q0_MAX_TILES];
-  const int f = blockIdx.x, nt = ntr * ntc;
-  const double* s = sums + (usf_i64)2 * f * nt;
+  const int f = blockIdx.x;
+  const double* s = part + (usf_i64)2 * f * gx * gy;
   if (pooled) {
     double a = 0.0, b = 0.0;
-    for (int t = threadIdx.x; t < nt; t += blockDim.x) { a += s[2 * t]; b += s[2 * t + 1]; }
+    for (int i = threadIdx.x; i < gx * gy; i += blockDim.x) { a += s[2 * i]; b += s[2 * i + 1]; }
     usfast::k::block_sum2(a, b);
     if (threadIdx.x == 0) q0sq[f] = usfast::k::sums_cv2(a, b, (double)RR * CC);
     return;
   }
+  const int ntr = (R + T - 1) / T, ntc = (C + T - 1) / T, nt = ntr * ntc;
+  const int bh = T / 8, bw = T / 32;  // blocks per tile
   int np = 1;
   while (np < nt) np <<= 1;
   for (int t = threadIdx.x; t < np; t += blockDim.x) {
     float q = 3.0e38f;  // padding sorts last
     if (t < nt) {
       const int tr = t / ntc, tc = t % ntc;
-      const int th = ((tr + 1) * T < RR ? T : RR - tr * T), tw = ((tc + 1) * T < CC ? T : CC - tc * T);
-      q = usfast::k::sums_cv2(s[2 * t], s[2 * t + 1], (double)th * tw);
+      double a = 0.0, b = 0.0;
+      for (int by = tr * bh; by < (tr + 1) * bh && by < gy; ++by)
+        for (int bx = tc * bw; bx < (tc + 1) * bw && bx < gx; ++bx) {
+          a += s[2 * (by * gx + bx)];
+          b += s[2 * (by * gx + bx) + 1];
+        }
+      const int th = ((tr + 1) * T < R ? T : R - tr * T), tw = ((tc + 1) * T < C ? T : C - tc * T);
+      q = usfast::k::sums_cv2(a, b, (double)th * tw);
     }
     v[t] = q;
   }
@@ -236,24 +254,33 @@ extern "C" __global__ void usfast_srad_q0(const double* sums, int ntr, int ntc, 
   if (threadIdx.x == 0) q0sq[f] = v[(nt - 1) / 2];
 }
 
-// One fused SRAD iteration: ICOV at the pixel, below and to the right, the coefficients, the
-// update. q0^2 from q0sq[f] (device, estimated this iteration) or, when q0sq is null, q0sq_value.
+// One fused SRAD iteration: the coefficients at the pixel, below and to the right, and the
+// update. q0^2 from q0sq[f] (device, estimated this iteration) or, when q0sq is null,
+// q0sq_value. With part non-null the block sums of the result over the region (r0, c0, RR, CC)
+// are gathered for the next iteration's scale (see usfast_srad_block_sums).
 extern "C" __global__ void usfast_srad_step(const float* x, usf_i64 xfs, usf_i64 xrs, float* y,
                                             usf_i64 yfs, usf_i64 yrs, int R, int C,
-                                            const float* q0sq, float q0sq_value, float dt) {
-  USFAST_PIXEL_INDEX(f, r, c, R, C);
+                                            const float* q0sq, float q0sq_value, float dt,
+                                            double* part, int r0, int c0, int RR, int CC) {
   using namespace usfast::k;
-  const float q = q0sq ? q0sq[f] : q0sq_value;
-  const float a = srad_coef_a(q), b = srad_coef_b(q);
-  const float* xf = x + f * xfs;
-  const int rs_ = r < R - 1 ? r + 1 : r, ce_ = c < C - 1 ? c + 1 : c;
-  const float cc = srad_coef_at(xf, xrs, R, C, r, c, a, b);
-  const float cs = srad_coef_at(xf, xrs, R, C, rs_, c, a, b);
-  const float ce = srad_coef_at(xf, xrs, R, C, r, ce_, a, b);
-  const float v = xf[r * xrs + c];
-  y[f * yfs + r * yrs + c] =
-      diffusion_step(v, xf[(r > 0 ? r - 1 : r) * xrs + c], xf[rs_ * xrs + c],
-                     xf[r * xrs + (c > 0 ? c - 1 : c)], xf[r * xrs + ce_], cc, cs, ce, dt);
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int r = blockIdx.y * blockDim.y + threadIdx.y;
+  const int f = blockIdx.z;
+  const bool active = r < R && c < C;
+  float out = 0.f;
+  if (active) {
+    const float q = q0sq ? q0sq[f] : q0sq_value;
+    const float a = srad_coef_a(q), b = srad_coef_b(q);
+    const float* xf = x + f * xfs;
+    const int rs_ = r < R - 1 ? r + 1 : r, ce_ = c < C - 1 ? c + 1 : c;
+    const float cc = srad_coef_at(xf, xrs, R, C, r, c, a, b);
+    const float cs = srad_coef_at(xf, xrs, R, C, rs_, c, a, b);
+    const float ce = srad_coef_at(xf, xrs, R, C, r, ce_, a, b);
+    out = diffusion_step(xf[r * xrs + c], xf[(r > 0 ? r - 1 : r) * xrs + c], xf[rs_ * xrs + c],
+                         xf[r * xrs + (c > 0 ? c - 1 : c)], xf[r * xrs + ce_], cc, cs, ce, dt);
+    y[f * yfs + r * yrs + c] = out;
+  }
+  if (part) srad_block_sums(part, active, r, c, out, r0, c0, RR, CC);
 }
 
 // DPAD, statistics: the row pass over the column sums of (x, x^2) in ws (localstats.cuh layout)

@@ -16,7 +16,7 @@ struct SpeckleScratch {
   float* ab = nullptr;     // guided filter a, b: 2 planes
   float* tmp = nullptr;    // ping-pong image for the diffusions: 1 plane
   float* ci2 = nullptr;    // DPAD local Ci^2: 1 plane
-  double* tiles = nullptr; // SRAD tile sums: F x USFAST_Q0_MAX_TILES x 2 (GPU)
+  double* tiles = nullptr; // SRAD sums per 32 x 8 block: F x ceil(R/8) x ceil(C/32) x 2 (GPU)
   float* scale = nullptr;  // q0^2 (SRAD) or Cn^2 (DPAD) per frame (GPU)
   unsigned* hist = nullptr;  // DPAD Ci^2 histogram: F x USFAST_CV_BINS (GPU)
 };
@@ -50,7 +50,8 @@ inline size_t carve_scratch(SpeckleOp op, int64_t F, int64_t R, int64_t C, bool 
     case SpeckleOp::Srad:
       t.tmp = reinterpret_cast<float*>(take(plane));
       if (gpu) {
-        t.tiles = reinterpret_cast<double*>(take(size_t(F) * kMaxTiles * 2 * sizeof(double)));
+        const size_t blocks = size_t((R + 7) / 8) * size_t((C + 31) / 32);
+        t.tiles = reinterpret_cast<double*>(take(size_t(F) * blocks * 2 * sizeof(double)));
         t.scale = reinterpret_cast<float*>(take(size_t(F) * sizeof(float)));
       }
       break;

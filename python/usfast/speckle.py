@@ -208,25 +208,28 @@ def _cupy_srad(c, x, o, iterations, dt, mode, roi, q0, decay):
     cp = c.xp
     F, R, C = frames_of(x.shape)
     a = "diffusion"
-    if mode != 2:
-        r0, RR, c0, CC = roi if mode == 1 else (0, R, 0, C)
-        T = ref.q0_tile_size(RR, CC)
-        ntr, ntc = -(-RR // T), -(-CC // T)
-        sums = cp.empty((F, ntr * ntc, 2), dtype=np.float64)
-        q0sq = cp.empty(F, dtype=np.float32)
+    r0, RR, c0, CC = roi if mode == 1 else (0, R, 0, C)
+    region = (i32(r0), i32(c0), i32(RR), i32(CC))
+    gx, gy = -(-C // 32), -(-R // 8)  # the 32 x 8 blocks of c.launch
+    part = cp.empty((F, gy, gx, 2), dtype=np.float64)
+    q0sq = cp.empty(F, dtype=np.float32)
+    T = ref.q0_tile_size(R, C)
+    if mode != 2 and iterations > 0:
+        c.launch(a, "usfast_srad_block_sums", R, C, F, (x, *_strides(x), i32(R), i32(C), *region,
+                                                        part))
 
     def step(src, dst, t):
-        ss, ds = _strides(src), _strides(dst)
         if mode == 2:
             qp, qv = np.uint64(0), f32((q0 * math.exp(-decay * dt * t)) ** 2)
         else:
-            _kernel(c, a, "usfast_tile_sums", (ntc, ntr, F), (256, 1, 1),
-                    (src, *ss, i32(r0), i32(c0), i32(RR), i32(CC), i32(T), sums))
             _kernel(c, a, "usfast_srad_q0", (F, 1, 1), (1024, 1, 1),
-                    (sums, i32(ntr), i32(ntc), i32(RR), i32(CC), i32(T), i32(mode), q0sq))
+                    (part, i32(gx), i32(gy), i32(R), i32(C), i32(T), i32(RR), i32(CC),
+                     i32(mode), q0sq))
             qp, qv = q0sq, f32(0)
+        gather = part if mode != 2 and t + 1 < iterations else np.uint64(0)
         c.launch(a, "usfast_srad_step", R, C, F,
-                 (src, *ss, dst, *ds, i32(R), i32(C), qp, qv, f32(dt)))
+                 (src, *_strides(src), dst, *_strides(dst), i32(R), i32(C), qp, qv, f32(dt),
+                  gather, *region))
 
     with cp.cuda.ExternalStream(c.stream):
         _ping_pong(cp, x, o, iterations, step)

@@ -137,29 +137,32 @@ void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, s
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   DeviceScratch d(SpeckleOp::Srad, x.frames, x.rows, x.cols, ws, s);
   const int F = (int)x.frames, R = (int)x.rows, C = (int)x.cols;
-  const bool roi = p.q0_mode == SradQ0::Roi;
+  const bool given = p.q0_mode == SradQ0::Given, roi = p.q0_mode == SradQ0::Roi;
   const int r0 = roi ? (int)p.roi_row0 : 0, c0 = roi ? (int)p.roi_col0 : 0;
   const int RR = roi ? (int)p.roi_rows : R, CC = roi ? (int)p.roi_cols : C;
-  const int T = k::q0_tile_size(RR, CC);
-  const int ntr = (RR + T - 1) / T, ntc = (CC + T - 1) / T;
+  const int T = k::q0_tile_size(R, C);
+  const dim3 grid = grid2d(R, C, F);
+  if (!given && p.iterations > 0) {  // the input's statistics; later ones come with each step
+    usfast_srad_block_sums<<<grid, block2d(), 0, s>>>(x.data, x.frame_stride, x.row_stride, R, C,
+                                                      r0, c0, RR, CC, d.p.tiles);
+    USFAST_CUDA_LAUNCHED();
+  }
   iterate(x, y, d.p.tmp, p.iterations, s, [&](int it, Image<const float> cur, Image<float> dst) {
     const float* q0sq = nullptr;
     float q0v = 0.f;
-    if (p.q0_mode == SradQ0::Given) {
+    if (given) {
       const float q = p.q0 * std::exp(-p.q0_decay * p.dt * float(it));
       q0v = q * q;
     } else {
-      usfast_tile_sums<<<dim3(ntc, ntr, F), 256, 0, s>>>(cur.data, cur.frame_stride, cur.row_stride,
-                                                         r0, c0, RR, CC, T, d.p.tiles);
-      USFAST_CUDA_LAUNCHED();
-      usfast_srad_q0<<<F, 1024, 0, s>>>(d.p.tiles, ntr, ntc, RR, CC, T, roi ? 1 : 0, d.p.scale);
+      usfast_srad_q0<<<F, 1024, 0, s>>>(d.p.tiles, (int)grid.x, (int)grid.y, R, C, T, RR, CC,
+                                        roi ? 1 : 0, d.p.scale);
       USFAST_CUDA_LAUNCHED();
       q0sq = d.p.scale;
     }
-    usfast_srad_step<<<grid2d(R, C, F), block2d(), 0, s>>>(cur.data, cur.frame_stride,
-                                                          cur.row_stride, dst.data,
-                                                          dst.frame_stride, dst.row_stride, R, C,
-                                                          q0sq, q0v, p.dt);
+    double* gather = (!given && it + 1 < p.iterations) ? d.p.tiles : nullptr;
+    usfast_srad_step<<<grid, block2d(), 0, s>>>(cur.data, cur.frame_stride, cur.row_stride,
+                                                dst.data, dst.frame_stride, dst.row_stride, R, C,
+                                                q0sq, q0v, p.dt, gather, r0, c0, RR, CC);
     USFAST_CUDA_LAUNCHED();
   });
 }
