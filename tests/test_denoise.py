@@ -169,7 +169,7 @@ def test_bilateral_matches_cv2(backend, d, sc, ss):
 def test_bilateral_default_diameter_follows_opencv():
     """diameter=None is OpenCV's d <= 0 rule: radius = round(1.5 sigma_space)."""
     x = rand((40, 50), seed=1)
-    for ss in (1.0, 2.0, 3.3):
+    for ss in (0.4, 1.0, 2.0, 3.0, 3.3):
         got = denoise.bilateral(x, sigma_color=0.2, sigma_space=ss)
         np.testing.assert_allclose(got, cv2.bilateralFilter(x, 0, 0.2, ss), rtol=0, atol=2e-6)
 

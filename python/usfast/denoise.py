@@ -166,14 +166,15 @@ def bilateral(img, *, sigma_color=0.1, sigma_space=2.0, diameter=None, out=None,
 
     sigma_color (grey levels) and sigma_space (pixels) must be > 0 (OpenCV silently uses 1 for
     values <= 0). diameter: odd, 3..63; None = 2 * round(1.5 sigma_space) + 1 (OpenCV's rule
-    for d <= 0), at least 3. The range Gaussian is evaluated exactly; OpenCV interpolates a
+    for d <= 0, halves rounded to even), at least 3. The range Gaussian is evaluated exactly; OpenCV interpolates a
     4096-entry table over the image's range, and returns a constant image unchanged.
     """
     fn = "bilateral"
     sc = _positive(fn, "sigma_color", sigma_color)
     ss = _positive(fn, "sigma_space", sigma_space)
     if diameter is None:
-        diameter = min(2 * max(int(math.floor(1.5 * ss + 0.5)), 1) + 1, BILATERAL_MAX_DIAMETER)
+        # cvRound rounds halves to even, as round() does
+        diameter = min(2 * max(int(round(1.5 * ss)), 1) + 1, BILATERAL_MAX_DIAMETER)
     d = _odd(fn, "diameter", diameter, BILATERAL_MAX_DIAMETER)
     c = Call(fn, img, backend, stream)
     x, o = _prepare(c, img, out, check_finite)
