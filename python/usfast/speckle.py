@@ -123,7 +123,8 @@ def _workspace(c, op, shape):
     n = _backend.core().speckle_workspace_bytes(_OP[op], F, R, C, 1)
     if n == 0:
         return None, 0, 0
-    buf = c.xp.empty(n, dtype=np.uint8)
+    with c.xp.cuda.ExternalStream(c.stream):  # the pool hands it out again only after the call
+        buf = c.xp.empty(n, dtype=np.uint8)
     return buf, c.ptr(buf), n
 
 
@@ -161,7 +162,8 @@ def _rows_launch(c, area, name, R, C, F, args):
 def _cupy_local(c, name, x, o, h, p1):
     cp = c.xp
     F, R, C = frames_of(x.shape)
-    ws = cp.empty((2, F, R, C), dtype=np.float32)
+    with cp.cuda.ExternalStream(c.stream):
+        ws = cp.empty((2, F, R, C), dtype=np.float32)
     _cupy_box_cols(c, "localstats", x, ws, h)
     _rows_launch(c, "localstats", f"usfast_{name}_rows", R, C, F,
                  (ws, x, *_strides(x), o, *_strides(o), i32(F), i32(R), i32(C), i32(h), f32(p1)))
@@ -171,8 +173,9 @@ def _cupy_guided(c, x, g, o, h, eps):
     cp = c.xp
     F, R, C = frames_of(x.shape)
     k = 2 if g is None else 4
-    ws = cp.empty((k, F, R, C), dtype=np.float32)
-    ab = cp.empty((2, F, R, C), dtype=np.float32)
+    with cp.cuda.ExternalStream(c.stream):
+        ws = cp.empty((k, F, R, C), dtype=np.float32)
+        ab = cp.empty((2, F, R, C), dtype=np.float32)
     a = "localstats"
     if g is None:
         _cupy_box_cols(c, a, x, ws, h)
@@ -211,8 +214,9 @@ def _cupy_srad(c, x, o, iterations, dt, mode, roi, q0, decay):
     r0, RR, c0, CC = roi if mode == 1 else (0, R, 0, C)
     region = (i32(r0), i32(c0), i32(RR), i32(CC))
     gx, gy = -(-C // 32), -(-R // 8)  # the 32 x 8 blocks of c.launch
-    part = cp.empty((F, gy, gx, 2), dtype=np.float64)
-    q0sq = cp.empty(F, dtype=np.float32)
+    with cp.cuda.ExternalStream(c.stream):
+        part = cp.empty((F, gy, gx, 2), dtype=np.float64)
+        q0sq = cp.empty(F, dtype=np.float32)
     T = ref.q0_tile_size(R, C)
     if mode != 2 and iterations > 0:
         c.launch(a, "usfast_srad_block_sums", R, C, F, (x, *_strides(x), i32(R), i32(C), *region,
@@ -239,10 +243,11 @@ def _cupy_dpad(c, x, o, iterations, dt, h):
     cp = c.xp
     F, R, C = frames_of(x.shape)
     a = "diffusion"
-    ws = cp.empty((2, F, R, C), dtype=np.float32)
-    ci2 = cp.empty((F, R, C), dtype=np.float32)
-    hist = cp.zeros((F, _CV_BINS), dtype=np.uint32)
-    cn2 = cp.empty(F, dtype=np.float32)
+    with cp.cuda.ExternalStream(c.stream):
+        ws = cp.empty((2, F, R, C), dtype=np.float32)
+        ci2 = cp.empty((F, R, C), dtype=np.float32)
+        hist = cp.zeros((F, _CV_BINS), dtype=np.uint32)
+        cn2 = cp.empty(F, dtype=np.float32)
 
     def step(src, dst, t):
         ss = _strides(src)
