@@ -7,7 +7,7 @@
 * :func:`guided` -- the guided filter (He, Sun & Tang, IEEE TPAMI 2013), box form, O(1) per pixel
 
 Inputs are envelope (amplitude) or intensity images, non-negative; every result is finite for
-any finite input. Windows are ``window x window`` (odd, >= 3) and clipped at the image border:
+any finite input below 1e18 in magnitude (squares must fit in float32). Windows are ``window x window`` (odd, >= 3) and clipped at the image border:
 a window mean divides by the pixels inside the image. The speckle level of the local-statistics
 filters is the noise coefficient of variation ``Cu`` (std / mean of pure speckle in the data as
 given): pass ``noise_cv`` or the equivalent number of looks ``enl`` (``Cu = 1/sqrt(enl)``); the
@@ -439,9 +439,8 @@ def guided(img, *, window=7, eps=None, guide=None, out=None, backend=None, strea
             raise fail(fn, "guide", f"the shape of img {x.shape}", g.shape)
         _disjoint(fn, "guide", g, o)
     if eps is None:
-        eps = float(c.xp.var(x, dtype=np.float64))
-        if not eps > 0:
-            eps = 1e-12  # a constant image: any positive eps returns it unchanged
+        # (a constant image has variance 0: any positive eps returns it unchanged)
+        eps = max(float(c.xp.var(x, dtype=np.float64)), 1e-30)
     else:
         eps = _number(fn, "eps", eps, 0, lo_open=True)
     if c.backend == "reference":
