@@ -65,37 +65,30 @@ USFAST_HD float frost_beta(float mean, float var, float damping_over_cu2) {
   return fexp(-(damping_over_cu2 * var / fmax_(mean * mean, USFAST_SPK_TINY)));
 }
 
+// sum_j beta^|j| row[j] over j in [j0, j1] (j0 <= 0 <= j1), and the sum of those weights.
+USFAST_HD float frost_row(const float* row, int j0, int j1, float beta, float* wsum) {
+  float acc = 0.f, ws = 0.f, w = 1.f;
+  for (int j = 0; j <= j1; ++j) { acc += w * row[j]; ws += w; w *= beta; }
+  w = beta;
+  for (int j = -1; j >= j0; --j) { acc += w * row[j]; ws += w; w *= beta; }
+  *wsum = ws;
+  return acc;
+}
+
 // Weighted window sum of Frost's filter at the pixel x points to. Rows dr in [i0, i1] and
 // columns dc in [j0, j1] (offsets from the centre, all inside the image); weights
-// beta^(|dr| + |dc|). Returns sum(w x) / sum(w).
+// beta^(|dr| + |dc|) = beta^|dr| beta^|dc|. Returns sum(w x) / sum(w).
 USFAST_HD float frost_px(const float* x, usf_i64 rs, int i0, int i1, int j0, int j1, float beta) {
-  // 1-D weight sums over the clipped columns and rows: the 2-D sum is their product
-  float wcsum = 0.f, w = 1.f;
-  for (int j = 0; j <= j1; ++j) { wcsum += w; w *= beta; }
-  w = beta;
-  for (int j = -1; j >= j0; --j) { wcsum += w; w *= beta; }
-  float num = 0.f, wr = 1.f, wrsum = 0.f;
-  // rows at and below the centre: weights 1, beta, beta^2, ...; then the rows above
+  float num = 0.f, wrsum = 0.f, wcsum = 1.f, wr = 1.f;
+  // rows at and below the centre (weights 1, beta, beta^2, ...), then the rows above
   for (int i = 0; i <= i1; ++i) {
-    const float* row = x + (usf_i64)i * rs;
-    float acc = 0.f;
-    w = 1.f;
-    for (int j = 0; j <= j1; ++j) { acc += w * row[j]; w *= beta; }
-    w = beta;
-    for (int j = -1; j >= j0; --j) { acc += w * row[j]; w *= beta; }
-    num += wr * acc;
+    num += wr * frost_row(x + (usf_i64)i * rs, j0, j1, beta, &wcsum);
     wrsum += wr;
     wr *= beta;
   }
   wr = beta;
   for (int i = -1; i >= i0; --i) {
-    const float* row = x + (usf_i64)i * rs;
-    float acc = 0.f;
-    w = 1.f;
-    for (int j = 0; j <= j1; ++j) { acc += w * row[j]; w *= beta; }
-    w = beta;
-    for (int j = -1; j >= j0; --j) { acc += w * row[j]; w *= beta; }
-    num += wr * acc;
+    num += wr * frost_row(x + (usf_i64)i * rs, j0, j1, beta, &wcsum);
     wrsum += wr;
     wr *= beta;
   }

@@ -69,6 +69,25 @@ inline size_t carve_scratch(SpeckleOp op, int64_t F, int64_t R, int64_t C, bool 
   return off;
 }
 
+// The ping-pong of the diffusions: iteration t reads x (t = 0) or the previous result and
+// writes y or tmp (a contiguous batch) so that the last one lands in y; 0 iterations copy.
+template <class Copy, class Step>
+void ping_pong(Image<const float> x, Image<float> y, float* tmp, int iterations, const Copy& copy,
+               const Step& step) {
+  if (iterations == 0) {
+    copy(x, y);
+    return;
+  }
+  const Image<float> t{tmp, x.frames, x.rows, x.cols, x.rows * x.cols, x.cols};
+  Image<const float> cur = x;
+  for (int i = 0; i < iterations; ++i) {
+    const Image<float> dst = ((iterations - 1 - i) % 2 == 0) ? y : t;
+    step(i, cur, dst);
+    cur = Image<const float>{dst.data, dst.frames, dst.rows, dst.cols, dst.frame_stride,
+                             dst.row_stride};
+  }
+}
+
 }  // namespace detail
 
 enum class LocalFilter : int { Lee = 0, Kuan = 1, Frost = 2 };

@@ -27,6 +27,7 @@ import numpy as np
 from . import _arrays, _backend, _cupy
 from ._dispatch import Call, f32, frames_of, i32, i64
 from ._errors import fail
+from .bmode import _num as _number
 from .reference import speckle as ref
 
 __all__ = ["srad", "dpad", "lee", "kuan", "frost", "guided", "RAYLEIGH_CV"]
@@ -43,20 +44,6 @@ _CV_BINS = 640
 
 
 # ---- argument checks --------------------------------------------------------------------------
-def _number(fn, name, v, lo=None, hi=None, lo_open=False):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise fail(fn, name, "a number", repr(v)) from None
-    if not math.isfinite(v):
-        raise fail(fn, name, "a finite number", v)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise fail(fn, name, f"a value {'>' if lo_open else '>='} {lo:g}", v)
-    if hi is not None and v > hi:
-        raise fail(fn, name, f"a value <= {hi:g}", v)
-    return v
-
-
 def _integer(fn, name, v, lo):
     try:
         i = operator.index(v)

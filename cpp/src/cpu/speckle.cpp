@@ -159,8 +159,9 @@ void lee_kuan(Image<const float> x, Image<float> y, int h, float cu2) {
 }
 
 // ---- Frost -----------------------------------------------------------------------------------
-// The weighted window sum runs over zero-padded copies of the window's rows; the weights of the
-// columns outside the image are left out of the normaliser.
+// Columns whose window lies inside the image: the weighted sums run vectorised over copies of the
+// window's rows (zero-padded so that every column can be computed alike); the h columns at each
+// side are then redone with the clipped window by k::frost_px, the GPU's per-pixel function.
 void frost(Image<const float> x, Image<float> y, int h, float k_over_cu2) {
   const int R = int(x.rows), C = int(x.cols), w = 2 * h + 1, PW = C + 2 * h;
   const auto items = make_strips(x.frames, x.rows);
@@ -202,7 +203,7 @@ void frost(Image<const float> x, Image<float> y, int h, float k_over_cu2) {
 #pragma omp simd
                      for (int c = 0; c < C; ++c) o[c] = a[c] * be[c];
                    }
-                   // normaliser: (sum of row weights inside) x (sum of column weights inside)
+                   // normaliser: (sum of row weights inside) x (sum of the column weights)
                    float* colw = b.colw.data();
                    float* acc = b.acc.data();
 #pragma omp simd
@@ -210,8 +211,7 @@ void frost(Image<const float> x, Image<float> y, int h, float k_over_cu2) {
                    for (int j = 1; j <= h; ++j) {
                      const float* pj = P + size_t(j) * C;
 #pragma omp simd
-                     for (int c = 0; c < C; ++c)
-                       colw[c] += pj[c] * (float(c - j >= 0) + float(c + j < C));
+                     for (int c = 0; c < C; ++c) colw[c] += 2.f * pj[c];
                    }
                    const int i0 = std::max(-h, -r), i1 = std::min(h, R - 1 - r);
                    float* t = b.tmp.data();
@@ -238,6 +238,11 @@ void frost(Image<const float> x, Image<float> y, int h, float k_over_cu2) {
                    float* yr = &y.at(f, r, 0);
 #pragma omp simd
                    for (int c = 0; c < C; ++c) yr[c] = acc[c] / (rows[c] * colw[c]);
+                   const float* xr = &x.at(f, r, 0);
+                   for (int c = 0; c < C; c = (c == h - 1 && C - h > h) ? C - h : c + 1)
+                     if (c < h || c >= C - h)
+                       yr[c] = k::frost_px(xr + c, x.row_stride, i0, i1, std::max(-h, -c),
+                                           std::min(h, C - 1 - c), P[C + c]);
                  });
   });
 }
@@ -374,23 +379,16 @@ void diffusion_pass(Image<const float> src, Image<float> dst, float dt, const Co
   });
 }
 
-// The ping-pong order: iteration t reads `in` (t = 0) or the previous result and writes to `y`
-// or `tmp` so that the last iteration lands in y.
-template <class Iter>
-void iterate(Image<const float> x, Image<float> y, float* tmp, int iterations, const Iter& iter) {
-  if (iterations == 0) {
-    const int64_t C = x.cols;
-    for (int64_t f = 0; f < x.frames; ++f)
-      for (int64_t r = 0; r < x.rows; ++r) std::memcpy(&y.at(f, r, 0), &x.at(f, r, 0), sizeof(float) * C);
-    return;
-  }
-  Image<float> t{tmp, x.frames, x.rows, x.cols, x.rows * x.cols, x.cols};
-  Image<const float> cur = x;
-  for (int i = 0; i < iterations; ++i) {
-    Image<float> dst = ((iterations - 1 - i) % 2 == 0) ? y : t;
-    iter(i, cur, dst);
-    cur = Image<const float>{dst.data, dst.frames, dst.rows, dst.cols, dst.frame_stride, dst.row_stride};
-  }
+// The diffusions' iterations (see detail::ping_pong); 0 iterations copy x.
+template <class Step>
+void iterate(Image<const float> x, Image<float> y, float* tmp, int iterations, const Step& step) {
+  detail::ping_pong(x, y, tmp, iterations,
+                    [](Image<const float> a, Image<float> b) {
+                      for (int64_t f = 0; f < a.frames; ++f)
+                        for (int64_t r = 0; r < a.rows; ++r)
+                          std::memcpy(&b.at(f, r, 0), &a.at(f, r, 0), sizeof(float) * a.cols);
+                    },
+                    step);
 }
 
 // SRAD's scale from sums of x and x^2 over the T x T tiles of a region (the whole frame, or the

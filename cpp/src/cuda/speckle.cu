@@ -56,22 +56,12 @@ void copy(Image<const float> x, Image<float> y, cudaStream_t s) {
                                         x.cols * sizeof(float), x.rows, cudaMemcpyDeviceToDevice, s));
 }
 
-// Ping-pong so that the last iteration writes y; iteration t reads x (t = 0) or the previous.
+// The diffusions' iterations (see detail::ping_pong) on stream s; 0 iterations copy x.
 template <class Step>
 void iterate(Image<const float> x, Image<float> y, float* tmp, int iterations, cudaStream_t s,
              const Step& step) {
-  if (iterations == 0) {
-    copy(x, y, s);
-    return;
-  }
-  Image<float> t{tmp, x.frames, x.rows, x.cols, x.rows * x.cols, x.cols};
-  Image<const float> cur = x;
-  for (int i = 0; i < iterations; ++i) {
-    Image<float> dst = ((iterations - 1 - i) % 2 == 0) ? y : t;
-    step(i, cur, dst);
-    cur = Image<const float>{dst.data, dst.frames, dst.rows, dst.cols, dst.frame_stride,
-                             dst.row_stride};
-  }
+  detail::ping_pong(x, y, tmp, iterations,
+                    [s](Image<const float> a, Image<float> b) { copy(a, b, s); }, step);
 }
 
 }  // namespace
