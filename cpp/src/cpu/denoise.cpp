@@ -17,10 +17,6 @@
 #include "src/cpu/parallel.hpp"
 #include "src/denoise_launch.hpp"
 
-#ifndef USFAST_NLM_BAND
-#define USFAST_NLM_BAND 32
-#endif
-
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(USFAST_NO_V4)
 #define USFAST_V4_DISPATCH 1
 #define USFAST_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
@@ -189,7 +185,7 @@ void nlm_band_any(const NlmFrame& F, int r0, int r1, float* V, float* H) {
 }
 
 thread_local std::vector<float> t_acc;
-constexpr int kNlmBand = USFAST_NLM_BAND;
+constexpr int kNlmBand = 32;  // rows; 16..48 measured within 5 % at 512 x 512
 
 }  // namespace
 
