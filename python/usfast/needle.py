@@ -366,7 +366,7 @@ def _bank(func, angles_deg, angle_range_deg, side, step_deg):
     return np.concatenate([-mag[::-1], mag])
 
 
-def oriented_line_filter(img, *, geometry, angles_deg=None, angle_range_deg=(10.0, 80.0),
+def oriented_line_filter(img, *, geometry=None, angles_deg=None, angle_range_deg=(10.0, 80.0),
                          side=None, step_deg=2.0, length_mm=3.0, offset_mm=0.8, out=None,
                          backend=None, stream=None, check_finite=True):
     """Oriented line detector bank: the best response over the plausible needle orientations.
@@ -468,7 +468,7 @@ def _enhance(c, x, spacing, factor, intervals, scale_mm, bg=None, gain=0.0, ref_
     return resp, orient, xd
 
 
-def needle_enhance(img, *, geometry, angle_range_deg=(10.0, 80.0), side=None, scale_mm=_SCALE_MM,
+def needle_enhance(img, *, geometry=None, angle_range_deg=(10.0, 80.0), side=None, scale_mm=_SCALE_MM,
                    decimate=None, background=None, temporal_gain=1.0, temporal_ref=0.1,
                    scale="display", dynamic_range_db=60.0, out=None, backend=None, stream=None,
                    check_finite=True):
@@ -543,7 +543,7 @@ _MIN_LEN_MM = 4.0       # shortest shaft reported
 _MAX_SAGITTA_MM = 0.25  # straightness: sagitta of a parabola through the shaft
 #: detection statistic at which confidence is 0.5: set on needle-free sequences of usfast.sim
 #: so that at most 1 % of their frames report a needle (see tests/test_needle_accuracy.py)
-DETECTION_SNR = 5.5
+DETECTION_SNR = 4.0
 
 
 @functools.lru_cache(maxsize=16)
@@ -741,8 +741,10 @@ def _evaluate(fr, p, u):
     mid = (b2.shape[1] - 1) // 2
     prof = b2[:, mid - _CORE_PX:mid + _CORE_PX + 1].mean(axis=1)
     a, z = _SIDE_PX
-    side = b2[:, mid + a:mid + z + 1] if u2[0] > 0 else b2[:, mid - z:mid - a + 1]
-    r = prof - side.mean(axis=1)
+    upper = b2[:, mid + a:mid + z + 1] if u2[0] > 0 else b2[:, mid - z:mid - a + 1]
+    lower = b2[:, mid - z:mid - a + 1] if u2[0] > 0 else b2[:, mid + a:mid + z + 1]
+    r = prof - upper.mean(axis=1)
+    rl = prof - lower.mean(axis=1)
     s0, s1 = _bright_segment(prof)
     if s1 - s0 < 2:
         return None
@@ -765,10 +767,10 @@ def _evaluate(fr, p, u):
 
     return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, start=e0 + s0 * u2,
                 length_mm=(s1 - s0) * px if True else 0.0, sagitta_mm=sagitta,
-                snr_side=snr(r), snr_line=snr(prof))
+                snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl))
 
 
-def locate_needle(img, *, geometry, angle_range_deg=None, side=None, roi=None, scale="display",
+def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=None, scale="display",
                   dynamic_range_db=60.0, backend=None, stream=None, check_finite=True):
     """Find the needle in one frame: axis, tip, entry point, angle and confidence.
 
@@ -851,7 +853,7 @@ def locate_needle(img, *, geometry, angle_range_deg=None, side=None, roi=None, s
             continue
         tip = cand["tip"]
         cand["votes"] = votes
-        cand["snr"] = min(cand["snr_side"], cand["snr_line"])
+        cand["snr"] = min(cand["snr_side"], cand["snr_lower"], cand["snr_line"])
         cand["valid"] = (cand["length_mm"] >= _MIN_LEN_MM and cand["sagitta_mm"] <= _MAX_SAGITTA_MM
                          and c0 - 1 <= tip[0] <= c1 + 1 and r0 - 1 <= tip[1] <= r1 + 1)
         if best is None or (cand["valid"], cand["snr"]) > (best["valid"], best["snr"]):
@@ -868,6 +870,7 @@ def _estimate(b, g):
     if not b["valid"]:
         conf = min(conf, 0.49)
     extra = {"snr": b["snr"], "snr_side": b["snr_side"], "snr_line": b["snr_line"],
+             "snr_lower": b["snr_lower"],
              "votes": b["votes"], "sagitta_mm": b["sagitta_mm"], "shaft_length_mm": b["length_mm"]}
     if not found:
         return NeedleEstimate(found=False, confidence=conf, extra=extra)
