@@ -112,6 +112,10 @@ def _state_dict(res):
     return d
 
 
+def _f(v, nd=2):
+    return "n/a" if v is None else f"{v:.{nd}f}"
+
+
 def _print_table(rows, file=sys.stdout):
     w = max(len(r[0]) for r in rows)
     for name, val in rows:
@@ -142,13 +146,14 @@ def _print_summary(s):
     for k, v in s["latency_ms"].items():
         rows.append((k, f"{v['median_ms']:8.2f} ms median  {v['p95_ms']:8.2f} ms p95  "
                         f"{v['fps']:8.1f} frames/s"))
-    acc = s["accuracy"]
-    rows.append(("tip error", f"median {acc['tip_error_median_mm']:.2f} mm, "
-                              f"p95 {acc['tip_error_p95_mm']:.2f} mm"))
-    rows.append(("angle error", f"median {acc['angle_error_median_deg']:.2f} deg, "
-                                f"p95 {acc['angle_error_p95_deg']:.2f} deg"))
-    rows.append(("detection rate", f"{100 * acc['detection_rate']:.1f} % of frames with >= 5 mm "
-                                   "visible"))
+    for who in ("detector", "tracked"):
+        acc = s["accuracy"][who]
+        rows.append((f"{who} tip error", f"median {_f(acc['tip_error_median_mm'])} mm, "
+                                          f"p95 {_f(acc['tip_error_p95_mm'])} mm"))
+        rows.append((f"{who} angle error", f"median {_f(acc['angle_error_median_deg'])} deg, "
+                                            f"p95 {_f(acc['angle_error_p95_deg'])} deg"))
+        rows.append((f"{who} detection", f"{_f(100 * (acc['detection_rate'] or 0), 1)} % of "
+                                          f"{acc['frames_evaluated']} frames with >= 5 mm visible"))
     _print_table(rows)
 
 
