@@ -89,9 +89,10 @@ thread_local std::vector<float> t_frame;  // the extended frame, owned by the ca
 // Offset-outer with the symmetry w(p, d) = w(p + d, -d): only half the offsets are visited
 // (dy > 0, or dy = 0 and dx > 0), and each weight is added at p (neighbour p + d) and at p + d
 // (neighbour p). So p also runs over the pixels just outside the image whose neighbour p + d is
-// inside, and the sums are kept in accumulators extended by d on every side. Rows of p are cut
-// into bands of at least d rows; a band writes its own rows and the d rows below, so even bands
-// run together, then odd bands. Within a band, for each offset, the patch-height column sums V
+// inside. Rows of p are cut into bands of at least d rows; a band sums into its own block of
+// accumulators (its rows, the d rows below, and d columns either side), so bands run in any
+// order with no barrier, and a last pass adds each block's d overflow rows to the next band's.
+// Within a band, for each offset, the patch-height column sums V
 // are running sums down the rows (restarted at each band, which bounds the rounding drift) and
 // the patch sums are P consecutive V. PW = the patch width when known at compile time (the
 // column loop then vectorises with the P sums unrolled), 0 for any width.
@@ -100,15 +101,14 @@ namespace {
 struct NlmFrame {
   const float* pad;  // input extended by reach = o + d, row stride ps
   int64_t ps;
-  float* num;        // accumulators extended by d, row stride as
-  float* den;
-  int64_t as;
+  int64_t as;        // row stride of the accumulator blocks (C + 2d: columns -d .. C+d-1)
   int R, C, o, d;
   float inv_p2, two_sigma2, inv_h2;
 };
 
 template <int PW>
-USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float* V, float* H) {
+USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float* num, float* den,
+                                        float* V, float* H) {
   const int o = F.o, d = F.d, P = PW > 0 ? PW : 2 * o + 1, reach = o + d;
   const int64_t ps = F.ps, as = F.as;
   for (int dy = 0; dy <= d; ++dy) {
@@ -144,8 +144,8 @@ USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float
         }
         const float* up = F.pad + (int64_t)(r + reach) * ps + (clo + reach);  // x[p]
         const float* uq = up + sh;                                            // x[p + d]
-        float* np_ = F.num + (int64_t)(r + d) * as + (clo + d);
-        float* dp = F.den + (int64_t)(r + d) * as + (clo + d);
+        float* np_ = num + (int64_t)(r - r0) * as + (clo + d);
+        float* dp = den + (int64_t)(r - r0) * as + (clo + d);
         float* nq = np_ + dy * as + dx;
         float* dq = dp + dy * as + dx;
 #pragma omp simd
@@ -168,21 +168,22 @@ USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float
   }
 }
 
-#define USFAST_NLM_PARAMS (const NlmFrame& F, int r0, int r1, float* V, float* H)
+#define USFAST_NLM_PARAMS \
+  (const NlmFrame& F, int r0, int r1, float* num, float* den, float* V, float* H)
 USFAST_TWO_ISAS(template <int PW>, <PW>, nlm_band, nlm_band_body, USFAST_NLM_PARAMS,
-                (F, r0, r1, V, H))
-#undef USFAST_NLM_PARAMS
+                (F, r0, r1, num, den, V, H))
 
-void nlm_band_any(const NlmFrame& F, int r0, int r1, float* V, float* H) {
+void nlm_band_any USFAST_NLM_PARAMS {
   switch (2 * F.o + 1) {
-    case 3: nlm_band_best<3>(F, r0, r1, V, H); break;
-    case 5: nlm_band_best<5>(F, r0, r1, V, H); break;
-    case 7: nlm_band_best<7>(F, r0, r1, V, H); break;
-    case 9: nlm_band_best<9>(F, r0, r1, V, H); break;
-    case 11: nlm_band_best<11>(F, r0, r1, V, H); break;
-    default: nlm_band_best<0>(F, r0, r1, V, H);
+    case 3: nlm_band_best<3>(F, r0, r1, num, den, V, H); break;
+    case 5: nlm_band_best<5>(F, r0, r1, num, den, V, H); break;
+    case 7: nlm_band_best<7>(F, r0, r1, num, den, V, H); break;
+    case 9: nlm_band_best<9>(F, r0, r1, num, den, V, H); break;
+    case 11: nlm_band_best<11>(F, r0, r1, num, den, V, H); break;
+    default: nlm_band_best<0>(F, r0, r1, num, den, V, H);
   }
 }
+#undef USFAST_NLM_PARAMS
 
 thread_local std::vector<float> t_acc;
 constexpr int kNlmBand = 32;  // rows; 16..48 measured within 5 % at 512 x 512
@@ -192,39 +193,43 @@ constexpr int kNlmBand = 32;  // rows; 16..48 measured within 5 % at 512 x 512
 void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float two_sigma2,
          float inv_h2) {
   const int R = (int)x.rows, C = (int)x.cols, reach = o + d;
-  NlmFrame F{nullptr, C + 2 * reach, nullptr, nullptr, C + 2 * d, R, C, o, d,
-             inv_p2, two_sigma2, inv_h2};
-  const int64_t na = (int64_t)(R + 2 * d) * F.as;
-  float* pad = grow(t_frame, (size_t)(R + 2 * reach) * F.ps);
-  F.pad = pad;
-  F.num = grow(t_acc, (size_t)2 * na);
-  F.den = F.num + na;
   const int band = std::max(kNlmBand, d);
   const int nbands = (R + d + band - 1) / band;  // p rows -d .. R-1
+  NlmFrame F{nullptr, C + 2 * reach, C + 2 * d, R, C, o, d, inv_p2, two_sigma2, inv_h2};
+  const int64_t blk = (int64_t)(band + d) * F.as;  // one band's num (then den) block
   const int64_t vlen = C + 2 * d + 2 * o;
+  float* pad = grow(t_frame, (size_t)(R + 2 * reach) * F.ps);
+  float* acc = grow(t_acc, (size_t)2 * blk * nbands);
+  F.pad = pad;
   for (int64_t f = 0; f < x.frames; ++f) {
     extend_frame(x, f, reach, true, pad);
-    std::fill(F.num, F.num + 2 * na, 0.f);
     // bands are uneven in cost near the edges and a core may be busy elsewhere: dynamic
 #pragma omp parallel if (nbands > 1)
     {
       static thread_local std::vector<float> scratch;
       float* V = grow(scratch, (size_t)2 * vlen);
-      for (int phase = 0; phase < 2; ++phase) {
 #pragma omp for schedule(dynamic, 1)
-        for (int b = phase; b < nbands; b += 2) {
-          const int r0 = -d + b * band;
-          nlm_band_any(F, r0, std::min(R, r0 + band), V, V + vlen);
-        }
+      for (int b = 0; b < nbands; ++b) {
+        const int r0 = -d + b * band, r1 = std::min(R, r0 + band);
+        float* num = acc + 2 * blk * b;
+        std::fill(num, num + 2 * blk, 0.f);
+        nlm_band_any(F, r0, r1, num, num + blk, V, V + vlen);
       }
     }
     parallel_for(R, [&](int64_t r) {
-      const float* nr = F.num + (r + d) * F.as + d;
-      const float* dr = F.den + (r + d) * F.as + d;
+      // block b holds p rows r0 .. r0 + band + d - 1, r0 = -d + b band
+      const int b = (int)((r + d) / band), lr = (int)(r + d) - b * band;
+      const float* nr = acc + 2 * blk * b + lr * F.as + d;
+      const float* dr = nr + blk;
+      const bool carry = lr < d && b > 0;  // rows the previous band also reached
+      const float* np_ = carry ? nr - 2 * blk + band * F.as : nr;
+      const float* dp = np_ + blk;
+      const float k = carry ? 1.f : 0.f;
       const float* u = pad + (r + reach) * F.ps + reach;
       float* yr = &y.at(f, r, 0);
 #pragma omp simd
-      for (int c = 0; c < C; ++c) yr[c] = (nr[c] + u[c]) / (dr[c] + 1.f);  // + the offset 0
+      for (int c = 0; c < C; ++c)  // + the offset 0, weight 1
+        yr[c] = (nr[c] + k * np_[c] + u[c]) / (dr[c] + k * dp[c] + 1.f);
     });
   }
 }
