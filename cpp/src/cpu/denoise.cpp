@@ -14,7 +14,6 @@
 
 #include "kernels/nlm.cuh"
 #include "kernels/rank.cuh"
-#include "src/cpu/parallel.hpp"
 #include "src/denoise_launch.hpp"
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(USFAST_NO_V4)
@@ -59,6 +58,14 @@ bool has_v4() {
 }
 #endif
 
+// OpenMP loop with dynamic chunks: a core that is busy elsewhere then costs only its share
+// (a static split makes the whole call wait for the descheduled thread's half).
+template <class Body>
+void dyn_for(int64_t n, int chunk, const Body& body) {
+#pragma omp parallel for schedule(dynamic, chunk) if (n > 1)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
 template <class T>
 T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -71,7 +78,7 @@ void extend_frame(const Image<const float>& x, int64_t f, int pad, bool reflect,
   const int R = (int)x.rows, C = (int)x.cols;
   const int64_t ps = C + 2 * pad;
   auto rule = [reflect](int i, int n) { return reflect ? k::reflect101(i, n) : k::replicate(i, n); };
-  parallel_for(R + 2 * pad, [&](int64_t i) {
+  dyn_for(R + 2 * pad, 16, [&](int64_t i) {
     const float* s = &x.at(f, rule((int)i - pad, R), 0);
     float* d = dst + i * ps;
     for (int j = 0; j < pad; ++j) d[j] = s[rule(j - pad, C)];
@@ -203,7 +210,6 @@ void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float
   F.pad = pad;
   for (int64_t f = 0; f < x.frames; ++f) {
     extend_frame(x, f, reach, true, pad);
-    // bands are uneven in cost near the edges and a core may be busy elsewhere: dynamic
 #pragma omp parallel if (nbands > 1)
     {
       static thread_local std::vector<float> scratch;
@@ -216,7 +222,7 @@ void nlm(Image<const float> x, Image<float> y, int o, int d, float inv_p2, float
         nlm_band_any(F, r0, r1, num, num + blk, V, V + vlen);
       }
     }
-    parallel_for(R, [&](int64_t r) {
+    dyn_for(R, 16, [&](int64_t r) {
       // block b holds p rows r0 .. r0 + band + d - 1, r0 = -d + b band
       const int b = (int)((r + d) / band), lr = (int)(r + d) - b * band;
       const float* nr = acc + 2 * blk * b + lr * F.as + d;
@@ -298,7 +304,6 @@ void median_small(const Image<const float>& x, const Image<float>& y) {
   {
     static thread_local std::vector<float> rank_rows;
     float* s = grow(rank_rows, (size_t)W * (C + 2 * H));
-    // dynamic: a core busy elsewhere then costs its share, not the whole call
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < n; ++i) {
       const int64_t f = i / R;
@@ -328,19 +333,19 @@ void median_hist(const Image<const float>& x, const Image<float>& y, int64_t f, 
   const int64_t ps = C + 2 * h, n = (int64_t)(R + 2 * h) * ps;
   // quantisation range: the frame's extremes (the extended frame holds no other values)
   float lo = pad[0], hi = pad[0];
-#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (n > 65536)
+#pragma omp parallel for schedule(dynamic, 16384) reduction(min : lo) reduction(max : hi) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     lo = k::fmin_(lo, pad[i]);
     hi = k::fmax_(hi, pad[i]);
   }
   const float scale = k::rank_scale(lo, hi);
   unsigned char* keys = grow(t_keys, (size_t)n + 8);  // + 8: whole-word reads past the end
-  parallel_for(R + 2 * h, [&](int64_t i) {
+  dyn_for(R + 2 * h, 16, [&](int64_t i) {
     for (int64_t j = 0; j < ps; ++j) keys[i * ps + j] = (unsigned char)k::rank_bin(pad[i * ps + j], lo, scale);
   });
   const int kth = size * size / 2;
   const uint64_t tail = size % 8 ? (1ull << (8 * (size % 8))) - 1 : ~0ull;  // last word's bytes
-  parallel_for(R, [&](int64_t r) {
+  dyn_for(R, 4, [&](int64_t r) {
     unsigned short hist[k::kRankBins] = {};
     int bin = 0, below = 0;
     const unsigned char* kr = keys + r * ps;
