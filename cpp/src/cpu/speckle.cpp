@@ -34,8 +34,13 @@ struct Strip {
   int f, r0, r1;
 };
 
+// About kStripsPerThread strips per thread (at least kMinStripRows rows each), handed out
+// dynamically: a thread that the OS preempts (other work on a small machine) holds up the
+// others for one short strip instead of half the image.
+constexpr int64_t kStripsPerThread = 4, kMinStripRows = 16;
 std::vector<Strip> make_strips(int64_t F, int64_t R) {
-  const int64_t per_frame = std::max<int64_t>(1, std::min<int64_t>(R, (max_threads() + F - 1) / F));
+  const int64_t want = (kStripsPerThread * max_threads() + F - 1) / F;
+  const int64_t per_frame = std::max<int64_t>(1, std::min(want, R / kMinStripRows));
   std::vector<Strip> s;
   s.reserve(size_t(F * per_frame));
   for (int64_t f = 0; f < F; ++f)
@@ -50,7 +55,7 @@ void for_items(int64_t n, const Make& make, const Body& body) {
 #pragma omp parallel if (n > 1)
   {
     auto buf = make();
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < n; ++i) body(i, buf);
   }
 }
