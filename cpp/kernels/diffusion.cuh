@@ -31,7 +31,9 @@ namespace k {
 // by I^2, num / m4^2 with num = 1/2 sum d^2 - 1/16 (sum d)^2 and m4 = x + lap/4 the mean of the
 // four neighbours. With a = q0^2 (1 + q0^2) and b = q0^4 (see top),
 //   c = a / (q^2 + b) = a m4^2 / (num + b m4^2)
-// in one division. q0 = 0 (no speckle: a constant or all-zero image) gives c = 0, where the
+// in one division. num >= sum d^2 / 4 >= 0 (Cauchy-Schwarz: (sum d)^2 <= 4 sum d^2, a margin no
+// rounding can eat), so with tiny added to m4^2 and to the denominator c >= 0 as is and only the
+// upper clamp remains. q0 = 0 (no speckle: a constant or all-zero image) gives c = 0; where the
 // neighbours are all zero q is infinite and c = 0 too.
 USFAST_HD float srad_coef_a(float q0sq) { return q0sq * (1.f + q0sq); }
 USFAST_HD float srad_coef_b(float q0sq) { return q0sq * q0sq; }
@@ -40,20 +42,20 @@ USFAST_HD float srad_coef_px(float x, float n, float s, float w, float e, float 
   const float sum = (dn + ds) + (dw + de);
   const float sq = (dn * dn + ds * ds) + (dw * dw + de * de);
   const float m4 = x + 0.25f * sum;
-  const float m2 = fmax_(m4 * m4, USFAST_SPK_TINY);
+  const float m2 = m4 * m4 + USFAST_SPK_TINY;
   const float num = 0.5f * sq - 0.0625f * sum * sum;
-  return clampf(a * m2 / fmax_(num + b * m2, USFAST_SPK_TINY), 0.f, 1.f);
+  return fmin_(a * m2 / (num + b * m2 + USFAST_SPK_TINY), 1.f);
 }
 
-// DPAD diffusion coefficient clamped to [0, 1]: Cn^2 (1 + Ci^2) / (Ci^2 (1 + Cn^2)).
-// Cn = 0 gives c = 0 (nothing to remove); Ci = 0 (a flat window) gives c = 1.
+// DPAD diffusion coefficient clamped to [0, 1]: Cn^2 (1 + Ci^2) / (Ci^2 (1 + Cn^2)), >= 0 as
+// is. Cn = 0 gives c = 0 (nothing to remove); Ci = 0 (a flat window) gives c = 1.
 USFAST_HD float dpad_coef(float ci2, float cn2) {
-  return clampf(cn2 * (1.f + ci2) / fmax_(ci2 * (1.f + cn2), USFAST_SPK_TINY), 0.f, 1.f);
+  return fmin_(cn2 * (1.f + ci2) / (ci2 * (1.f + cn2) + USFAST_SPK_TINY), 1.f);
 }
 
 // Local coefficient of variation squared from window statistics.
 USFAST_HD float local_cv2(float mean, float var) {
-  return var / fmax_(mean * mean, USFAST_SPK_TINY);
+  return var / (mean * mean + USFAST_SPK_TINY);
 }
 
 // One explicit step of the conservative scheme at a pixel (see top): c at the pixel, cs at

@@ -43,17 +43,17 @@ USFAST_HD float box_cov(double sxy, double sx, double sy, double inv_n) {
 
 // Lee (1980), multiplicative form (Lopes et al. 1990):
 //   y = m + W (x - m),  W = 1 - Cu^2 / Ci^2  clamped to [0, 1].
-// Written as (var - Cu^2 m^2) / (var + tiny) so that var = 0 (a flat window) gives W = 0, y = m.
+// Written as (var - Cu^2 m^2) / (var + tiny) so that var = 0 (a flat window) gives W = 0, y = m;
+// that is below 1 by construction, so only the lower clamp is needed. (Comparisons cost: the CPU
+// loops vectorise them as compare-and-blend, so the per-pixel math keeps them few.)
 USFAST_HD float lee_px(float x, float mean, float var, float cu2) {
-  const float num = var - cu2 * mean * mean;
-  const float w = clampf(num / (var + USFAST_SPK_TINY), 0.f, 1.f);
+  const float w = fmax_((var - cu2 * mean * mean) / (var + USFAST_SPK_TINY), 0.f);
   return mean + w * (x - mean);
 }
 
-// Kuan et al. (1985): W = (1 - Cu^2 / Ci^2) / (1 + Cu^2), clamped to [0, 1].
+// Kuan et al. (1985): W = (1 - Cu^2 / Ci^2) / (1 + Cu^2), clamped to [0, 1] (below 1 as is).
 USFAST_HD float kuan_px(float x, float mean, float var, float cu2) {
-  const float num = var - cu2 * mean * mean;
-  const float w = clampf(num / (var * (1.f + cu2) + USFAST_SPK_TINY), 0.f, 1.f);
+  const float w = fmax_((var - cu2 * mean * mean) / (var * (1.f + cu2) + USFAST_SPK_TINY), 0.f);
   return mean + w * (x - mean);
 }
 
@@ -62,7 +62,7 @@ USFAST_HD float kuan_px(float x, float mean, float var, float cu2) {
 // Ci equals the noise Cu, whatever the speckle level, and |t| = |dr| + |dc| (city-block), which
 // makes every weight a product beta^|dr| beta^|dc| of one exponential beta = exp(-a).
 USFAST_HD float frost_beta(float mean, float var, float damping_over_cu2) {
-  return fexp(-(damping_over_cu2 * var / fmax_(mean * mean, USFAST_SPK_TINY)));
+  return fexp(-(damping_over_cu2 * var / (mean * mean + USFAST_SPK_TINY)));
 }
 
 // sum_j beta^|j| row[j] over j in [j0, j1] (j0 <= 0 <= j1), and the sum of those weights.

@@ -414,22 +414,44 @@ struct TileGrid {
   }
   int64_t tiles() const { return int64_t(ntr) * ntc; }
 
-  // Adds row r of frame f (a row of the image) into this frame's tile sums.
-  void add_row(int64_t r, const float* row, double* frame_sums) const {
+  // Per-column sums of up to 32 rows (a band inside one row of tiles, T being a multiple of
+  // 32), added row by row in float (vectorised, no horizontal reduction per row) and folded into
+  // the tiles' double sums when the band changes. 32 float terms keep the sums to ~1e-6.
+  struct Band {
+    std::vector<float> s1, s2;
+    int64_t f = -1, band = -1;
+  };
+  void add_row(Band& b, int64_t f, int64_t r, const float* row, double* sums) const {
     if (r < r0 || r >= r0 + RR) return;
-    double* s = frame_sums + 2 * ((r - r0) / T) * ntc;
-    for (int tc = 0; tc < ntc; ++tc) {
-      const int64_t cb = c0 + int64_t(tc) * T, ce = std::min(cb + T, c0 + CC);
-      double s1 = 0.0, s2 = 0.0;
-#pragma omp simd reduction(+ : s1, s2)
-      for (int64_t c = cb; c < ce; ++c) {
-        const double v = row[c];
-        s1 += v;
-        s2 += v * v;
-      }
-      s[2 * tc] += s1;
-      s[2 * tc + 1] += s2;
+    const int64_t band = (r - r0) / 32;
+    if (band != b.band || f != b.f) {
+      flush(b, sums);
+      b.f = f;
+      b.band = band;
     }
+    float* s1 = b.s1.data();
+    float* s2 = b.s2.data();
+    const float* v = row + c0;
+#pragma omp simd
+    for (int64_t c = 0; c < CC; ++c) {
+      s1[c] += v[c];
+      s2[c] += v[c] * v[c];
+    }
+  }
+  // Folds a band's column sums into its tiles (sums: per frame, tile-major (s1, s2) pairs).
+  void flush(Band& b, double* sums) const {
+    if (b.band < 0) {
+      b.s1.assign(size_t(CC), 0.f);
+      b.s2.assign(size_t(CC), 0.f);
+      return;
+    }
+    double* t = sums + 2 * (b.f * tiles() + (b.band * 32 / T) * ntc);
+    for (int64_t c = 0; c < CC; ++c) {
+      t[2 * (c / T)] += b.s1[size_t(c)];
+      t[2 * (c / T) + 1] += b.s2[size_t(c)];
+      b.s1[size_t(c)] = b.s2[size_t(c)] = 0.f;
+    }
+    b.band = -1;
   }
 
   // q0^2 of one frame from its tile sums.
@@ -466,6 +488,7 @@ void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, s
   // extra pass over the image
   std::vector<double> part(given ? 0 : size_t(nthreads) * F * nt * 2);
   std::vector<double> sums(given ? 0 : size_t(F) * nt * 2);
+  std::vector<TileGrid::Band> bands(size_t(given ? 0 : nthreads));
   std::vector<float> q0sq(static_cast<size_t>(F)), vals;
   bool have_sums = false;
   iterate(x, y, hs.s.tmp, p.iterations, [&](int it, Image<const float> cur, Image<float> dst) {
@@ -475,16 +498,20 @@ void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, s
     } else {
       if (!have_sums) {  // the first iteration: the input's tiles
         std::fill(sums.begin(), sums.end(), 0.0);
-        parallel_for(F * grid.ntr, [&](int64_t i) {
-          const int64_t f = i / grid.ntr, r1 = grid.r0 + (i % grid.ntr + 1) * grid.T;
-          for (int64_t r = grid.r0 + (i % grid.ntr) * grid.T; r < std::min(r1, grid.r0 + grid.RR); ++r)
-            grid.add_row(r, &cur.at(f, r, 0), sums.data() + 2 * f * nt);
-        });
+        TileGrid::Band b;
+        grid.flush(b, sums.data());
+        for (int64_t f = 0; f < F; ++f)
+          for (int64_t r = grid.r0; r < grid.r0 + grid.RR; ++r)
+            grid.add_row(b, f, r, &cur.at(f, r, 0), sums.data());
+        grid.flush(b, sums.data());
       }
       for (int64_t f = 0; f < F; ++f) q0sq[size_t(f)] = grid.q0sq(sums.data() + 2 * f * nt, vals);
     }
     const bool gather = !given && it + 1 < p.iterations;
-    if (gather) std::fill(part.begin(), part.end(), 0.0);
+    if (gather) {
+      std::fill(part.begin(), part.end(), 0.0);
+      for (auto& b : bands) grid.flush(b, nullptr);
+    }
     diffusion_pass(
         cur, dst, p.dt,
         [&](int f, int, const float* P, const float* n, const float* s, float* out) {
@@ -496,9 +523,13 @@ void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, s
           out[C] = out[C - 1];
         },
         [&](int f, int r, const float* row) {
-          if (gather) grid.add_row(r, row, part.data() + 2 * (size_t(thread_id()) * F + f) * nt);
+          if (gather) {
+            const int t = thread_id();
+            grid.add_row(bands[size_t(t)], f, r, row, part.data() + size_t(t) * F * nt * 2);
+          }
         });
     if (gather) {
+      for (int t = 0; t < nthreads; ++t) grid.flush(bands[size_t(t)], part.data() + size_t(t) * F * nt * 2);
       std::fill(sums.begin(), sums.end(), 0.0);
       for (int t = 0; t < nthreads; ++t)
         for (size_t i = 0; i < sums.size(); ++i) sums[i] += part[size_t(t) * sums.size() + i];

@@ -4,7 +4,7 @@ Conventions shared with the kernels (cpp/kernels/localstats.cuh, diffusion.cuh):
 
 * windows ``w = 2h + 1`` clipped to the image; a window mean divides by the pixels inside;
 * the speckle model ``I = R u`` with noise coefficient of variation ``Cu`` (``cu2 = Cu**2``);
-* a squared mean or variance below ``TINY`` counts as zero (no 0/0 anywhere);
+* ``TINY`` is added to squared means, variances and denominators (no 0/0 anywhere);
 * diffusion: the conservative 4-neighbour scheme of Yu & Acton with Neumann borders,
   ``I' = I + dt * sum(fluxes)``, stable for ``dt <= 1/4``.
 
@@ -84,7 +84,7 @@ def kuan(x, window, cu2):
 def _frost(x, h, cu2, damping):
     R, C = x.shape
     m, v = local_moments(x, h)
-    a = (damping / cu2) * v / np.maximum(m * m, TINY)  # K Ci^2, K = damping / Cu^2
+    a = (damping / cu2) * v / (m * m + TINY)  # K Ci^2, K = damping / Cu^2
     num = np.zeros_like(x)
     den = np.zeros_like(x)
     xp = np.pad(x, h)
@@ -142,7 +142,7 @@ def icov2(x):
     lap = d[0] + d[1] + d[2] + d[3]
     grad2 = d[0] ** 2 + d[1] ** 2 + d[2] ** 2 + d[3] ** 2
     m4 = x + lap / 4
-    return (0.5 * grad2 - lap ** 2 / 16) / np.maximum(m4 * m4, TINY)
+    return (0.5 * grad2 - lap ** 2 / 16) / (m4 * m4 + TINY)
 
 
 def diffusion_step(x, coef, dt):
@@ -184,7 +184,7 @@ def _srad(x, iterations, dt, mode, roi, q0, decay):
             q0sq = (q0 * math.exp(-decay * dt * it)) ** 2
         # c = 1 / (1 + (q^2 - q0^2) / (q0^2 (1 + q0^2))), clamped to [0, 1]
         q2 = icov2(x)
-        coef = np.clip(q0sq * (1 + q0sq) / np.maximum(q2 + q0sq * q0sq, TINY), 0.0, 1.0)
+        coef = np.clip(q0sq * (1 + q0sq) / (q2 + q0sq * q0sq + TINY), 0.0, 1.0)
         x = diffusion_step(x, coef, dt)
     return x
 
@@ -223,10 +223,10 @@ def hist_median(v):
 def _dpad(x, iterations, dt, h):
     for _ in range(iterations):
         m, v = local_moments(x, h)
-        ci2 = v / np.maximum(m * m, TINY)
+        ci2 = v / (m * m + TINY)
         cn2 = hist_median(ci2)
         # Kuan's coefficient (1 + 1/Ci^2) / (1 + 1/Cn^2), clamped to [0, 1]
-        coef = np.clip(cn2 * (1 + ci2) / np.maximum(ci2 * (1 + cn2), TINY), 0.0, 1.0)
+        coef = np.clip(cn2 * (1 + ci2) / (ci2 * (1 + cn2) + TINY), 0.0, 1.0)
         x = diffusion_step(x, coef, dt)
     return x
 
