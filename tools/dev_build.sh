@@ -12,4 +12,8 @@ cmake -S . -B build/dev -G Ninja -DUSFAST_CUDA="${USFAST_CUDA:-OFF}" \
   -DPython_EXECUTABLE="$(readlink -f "$py")" \
   -Dpybind11_DIR="$("$py" -c 'import pybind11; print(pybind11.get_cmake_dir())')" >/dev/null
 cmake --build build/dev
-cp -f build/dev/_core*.so python/usfast/
+# copy then rename: overwriting in place would corrupt the module in running processes (SIGBUS)
+for so in build/dev/_core*.so; do
+  cp -f "$so" "python/usfast/.$(basename "$so").tmp"
+  mv -f "python/usfast/.$(basename "$so").tmp" "python/usfast/$(basename "$so")"
+done
