@@ -102,6 +102,39 @@ void box_add(const Src src, int f, int r, int C, double sign, double* V) {
     for (int k = 0; k < K; ++k) V[k * C + c] += sign * src.ch(f, r, c, k);
 }
 
+// Inclusive prefix sums of K rows of C doubles (V[k * C + c] -> P[k * PW + c]) and their totals.
+// A sequential sum waits on the adder's latency at every column: four segments summed side by
+// side (4 K independent chains), then shifted by the totals before them, run ~4x faster.
+template <int K>
+void prefix_row(const double* V, int C, double* P, int PW, double* total) {
+  constexpr int S = 4;
+  if (C < 16 * S) {
+    for (int k = 0; k < K; ++k) {
+      double a = 0.0;
+      for (int c = 0; c < C; ++c) P[k * PW + c] = (a += V[k * C + c]);
+      total[k] = a;
+    }
+    return;
+  }
+  const int seg = (C + S - 1) / S, last = C - (S - 1) * seg;  // 0 < last <= seg
+  double acc[K][S] = {};
+  for (int i = 0; i < seg; ++i)
+    for (int s = 0; s < S; ++s)
+      if (s < S - 1 || i < last)
+        for (int k = 0; k < K; ++k) P[k * PW + s * seg + i] = (acc[k][s] += V[k * C + s * seg + i]);
+  for (int k = 0; k < K; ++k) {
+    double off = 0.0;
+    for (int s = 1; s < S; ++s) {
+      off += acc[k][s - 1];
+      double* q = P + k * PW + s * seg;
+      const int n = s < S - 1 ? seg : last;
+#pragma omp simd
+      for (int i = 0; i < n; ++i) q[i] += off;
+    }
+    total[k] = off + acc[k][S - 1];
+  }
+}
+
 template <int K, class Src, class Emit>
 void box_strip(const Src& src, int f, int R, int C, int h, int r0, int r1, BoxBuf& b,
                const Emit& emit) {
@@ -113,15 +146,8 @@ void box_strip(const Src& src, int f, int R, int C, int h, int r0, int r1, BoxBu
   for (int r = std::max(0, r0 - h); r <= std::min(R - 1, r0 + h); ++r) add(r, 1.0);
   for (int r = r0; r < r1; ++r) {
     double p[K];
-    for (int k = 0; k < K; ++k) {
-      p[k] = 0.0;
-      std::fill(E + k * EW, E + k * EW + h + 1, 0.0);
-    }
-    for (int c = 0; c < C; ++c)
-      for (int k = 0; k < K; ++k) {
-        p[k] += V[k * C + c];
-        E[k * EW + h + 1 + c] = p[k];
-      }
+    for (int k = 0; k < K; ++k) std::fill(E + k * EW, E + k * EW + h + 1, 0.0);
+    prefix_row<K>(V, C, E + h + 1, EW, p);
     for (int k = 0; k < K; ++k) std::fill(E + k * EW + C + h + 1, E + (k + 1) * EW, p[k]);
     emit(r, E, EW);
     if (r + h + 1 < R) add(r + h + 1, 1.0);
