@@ -30,7 +30,8 @@ def image(n, seed=0):
 # ---- NumPy / SciPy peers ------------------------------------------------------------------------
 def _neighbours(x):
     return (np.concatenate([x[:1], x[:-1]]), np.concatenate([x[1:], x[-1:]]),
-            np.concatenate([x[:, :1], x[:, :-1]], axis=1), np.concatenate([x[:, 1:], x[:, -1:]], axis=1))
+            np.concatenate([x[:, :1], x[:, :-1]], axis=1),
+            np.concatenate([x[:, 1:], x[:, -1:]], axis=1))
 
 
 def numpy_srad(x, iterations=ITERS, dt=0.05, tile=32):
@@ -45,7 +46,8 @@ def numpy_srad(x, iterations=ITERS, dt=0.05, tile=32):
         dn, ds, dw, de = n - x, s - x, w - x, e - x
         lap = dn + ds + dw + de
         m4 = x + 0.25 * lap
-        q2 = (0.5 * (dn * dn + ds * ds + dw * dw + de * de) - lap * lap / 16) / np.maximum(m4 * m4, 1e-30)
+        num = 0.5 * (dn * dn + ds * ds + dw * dw + de * de) - lap * lap / 16
+        q2 = num / np.maximum(m4 * m4, 1e-30)
         c = np.clip(q0 * (1 + q0) / np.maximum(q2 + q0 * q0, 1e-30), 0, 1)
         cs = np.concatenate([c[1:], c[-1:]])
         ce = np.concatenate([c[:, 1:], c[:, -1:]], axis=1)

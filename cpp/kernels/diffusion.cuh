@@ -335,7 +335,10 @@ extern "C" __global__ void usfast_cv_median(unsigned* hist, double n, float* cn2
     for (int i = 0; i < per; ++i) {
       const int b = lane * per + i;
       const double cnt = h[b];
-      if (cnt > 0.0 && below + cnt >= half) { m = usfast::k::cv2_bin_median(b, below, cnt, half); break; }
+      if (cnt > 0.0 && below + cnt >= half) {
+        m = usfast::k::cv2_bin_median(b, below, cnt, half);
+        break;
+      }
       below += cnt;
     }
     cn2[f] = m;

@@ -300,8 +300,8 @@ extern "C" __global__ void usfast_kuan_rows(const float* ws, const float* x, usf
 extern "C" __global__ void usfast_frost_rows(const float* ws, const float* x, usf_i64 xfs,
                                              usf_i64 xrs, float* y, usf_i64 yfs, usf_i64 yrs,
                                              int F, int R, int C, int h, float damping_over_cu2) {
-  usfast::k::box_rows<2>(ws, F, R, C, h,
-                         usfast::k::emit_frost{x, xfs, xrs, y, yfs, yrs, R, C, h, damping_over_cu2});
+  const usfast::k::emit_frost e{x, xfs, xrs, y, yfs, yrs, R, C, h, damping_over_cu2};
+  usfast::k::box_rows<2>(ws, F, R, C, h, e);
 }
 // Guided filter stage 1: window sums in ws (2 planes self-guided, 4 with a guide) -> a, b planes.
 extern "C" __global__ void usfast_guided_ab_self(const float* ws, float* ab, int F, int R, int C,

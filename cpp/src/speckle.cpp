@@ -32,8 +32,10 @@ void check_pair(const char* fn, Image<const float> x, Image<float> y, const Exec
   check_image(fn, "out", y);
   require(y.same_shape(x), fn, "out", "the shape of img");
   require(!overlaps(x, y), fn, "out", "an array that does not share memory with img");
-  require(x.rows < INT_MAX / 2 && x.cols < INT_MAX / 2, fn, "img", "fewer than 2^30 rows and columns");
-  require(ex.device == Device::CPU || x.frames <= 65535, fn, "img", "at most 65535 frames on the GPU");
+  require(x.rows < INT_MAX / 2 && x.cols < INT_MAX / 2, fn, "img",
+          "fewer than 2^30 rows and columns");
+  require(ex.device == Device::CPU || x.frames <= 65535, fn, "img",
+          "at most 65535 frames on the GPU");
 }
 
 void check_window(const char* fn, int window, int max_window) {
@@ -45,7 +47,8 @@ void check_workspace(const char* fn, SpeckleOp op, Image<const float> x, const E
                      const void* ws, size_t bytes) {
   if (ws == nullptr) return;
   const size_t need = speckle_workspace_bytes(op, x.frames, x.rows, x.cols, ex);
-  require(bytes >= need, fn, "workspace", std::to_string(need) + " bytes (speckle_workspace_bytes)");
+  require(bytes >= need, fn, "workspace",
+          std::to_string(need) + " bytes (speckle_workspace_bytes)");
 }
 
 bool finite_pos(float v) { return std::isfinite(v) && v > 0.f; }
@@ -95,7 +98,8 @@ void dpad(Image<const float> x, Image<float> y, int iterations, float dt, int wi
   check_workspace(fn, SpeckleOp::Dpad, x, ex, workspace, workspace_bytes);
   const int h = window / 2;
   USFAST_DISPATCH(fn, ex, cpu::dpad(x, y, iterations, dt, h, workspace, workspace_bytes),
-                  cuda_launch::dpad(x, y, iterations, dt, h, workspace, workspace_bytes, ex.stream));
+                  cuda_launch::dpad(x, y, iterations, dt, h, workspace, workspace_bytes,
+                                    ex.stream));
 }
 
 static void local_filter(const char* fn, LocalFilter op, SpeckleOp sop, Image<const float> x,

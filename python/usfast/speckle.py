@@ -7,8 +7,9 @@
 * :func:`guided` -- the guided filter (He, Sun & Tang, IEEE TPAMI 2013), box form, O(1) per pixel
 
 Inputs are envelope (amplitude) or intensity images, non-negative; every result is finite for
-any finite input below 1e18 in magnitude (squares must fit in float32). Windows are ``window x window`` (odd, >= 3) and clipped at the image border:
-a window mean divides by the pixels inside the image. The speckle level of the local-statistics
+any finite input below 1e18 in magnitude (squares must fit in float32). Windows are
+``window x window`` (odd, >= 3) and clipped at the image border: a window mean divides by the
+pixels inside the image. The speckle level of the local-statistics
 filters is the noise coefficient of variation ``Cu`` (std / mean of pure speckle in the data as
 given): pass ``noise_cv`` or the equivalent number of looks ``enl`` (``Cu = 1/sqrt(enl)``); the
 default ``Cu = sqrt(4/pi - 1) = 0.5227`` is fully developed speckle in an envelope (Rayleigh,

@@ -17,7 +17,9 @@
 
 namespace usfast {
 
-enum class SpeckleOp : int { Lee = 0, Kuan = 1, Frost = 2, Guided = 3, GuidedWithGuide = 4, Srad = 5, Dpad = 6 };
+enum class SpeckleOp : int {
+  Lee = 0, Kuan = 1, Frost = 2, Guided = 3, GuidedWithGuide = 4, Srad = 5, Dpad = 6
+};
 
 // Bytes of scratch a call of `op` on a (frames, rows, cols) batch needs where `ex` runs
 // (0 when it needs none).

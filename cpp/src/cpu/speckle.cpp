@@ -555,7 +555,8 @@ void srad(Image<const float> x, Image<float> y, const SradParams& p, void* ws, s
           }
         });
     if (gather) {
-      for (int t = 0; t < nthreads; ++t) grid.flush(bands[size_t(t)], part.data() + size_t(t) * F * nt * 2);
+      for (int t = 0; t < nthreads; ++t)
+        grid.flush(bands[size_t(t)], part.data() + size_t(t) * F * nt * 2);
       std::fill(sums.begin(), sums.end(), 0.0);
       for (int t = 0; t < nthreads; ++t)
         for (size_t i = 0; i < sums.size(); ++i) sums[i] += part[size_t(t) * sums.size() + i];

@@ -53,7 +53,8 @@ void copy(Image<const float> x, Image<float> y, cudaStream_t s) {
   for (int64_t f = 0; f < x.frames; ++f)
     USFAST_CUDA_CHECK(cudaMemcpy2DAsync(y.data + f * y.frame_stride, y.row_stride * sizeof(float),
                                         x.data + f * x.frame_stride, x.row_stride * sizeof(float),
-                                        x.cols * sizeof(float), x.rows, cudaMemcpyDeviceToDevice, s));
+                                        x.cols * sizeof(float), x.rows, cudaMemcpyDeviceToDevice,
+                                        s));
 }
 
 // The diffusions' iterations (see detail::ping_pong) on stream s; 0 iterations copy x.
@@ -78,7 +79,8 @@ void local_filter(LocalFilter op, Image<const float> x, Image<float> y, int h, f
   switch (op) {
     case LocalFilter::Lee:
       usfast_lee_rows<<<g, block2d(), 0, s>>>(d.p.sums, x.data, x.frame_stride, x.row_stride,
-                                             y.data, y.frame_stride, y.row_stride, F, R, C, h, cu2);
+                                             y.data, y.frame_stride, y.row_stride, F, R, C, h,
+                                             cu2);
       break;
     case LocalFilter::Kuan:
       usfast_kuan_rows<<<g, block2d(), 0, s>>>(d.p.sums, x.data, x.frame_stride, x.row_stride,
@@ -106,7 +108,8 @@ void guided(Image<const float> x, Image<const float> g, Image<float> y, int h, f
     usfast_guided_ab_self<<<gr, block2d(), 0, s>>>(d.p.sums, d.p.ab, F, R, C, h, eps);
   } else {
     usfast_box_cols_guide<<<gc, block2d(), 0, s>>>(g.data, g.frame_stride, g.row_stride, x.data,
-                                                  x.frame_stride, x.row_stride, d.p.sums, F, R, C, h);
+                                                  x.frame_stride, x.row_stride, d.p.sums, F, R, C,
+                                                  h);
     USFAST_CUDA_LAUNCHED();
     usfast_guided_ab_guide<<<gr, block2d(), 0, s>>>(d.p.sums, d.p.ab, F, R, C, h, eps);
   }
