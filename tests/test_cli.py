@@ -67,3 +67,11 @@ def test_console_script_runs():
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["version"] == us.__version__
+
+
+@pytest.mark.skipif(not hasattr(us, "locate_needle"), reason="usfast.locate_needle is not in this tree")
+def test_bench_reports_every_stage(capsys):
+    assert main(["bench", "--size", "128", "--frames", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for stage in ("bmode", "scan", "speckle", "needle", "tracking", "overlay", "total"):
+        assert rows[stage]["frames"] == 3 and rows[stage]["median_ms"] > 0
