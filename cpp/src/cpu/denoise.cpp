@@ -1,7 +1,9 @@
-// CPU launchers for the denoising filters: each frame is first copied into a border-extended
-// buffer (so the inner loops need no index rules), then OpenMP over rows and contiguous,
-// vectorised loops over columns call the per-pixel functions of kernels/nlm.cuh, rank.cuh and
-// bilateral.cuh. Scratch buffers are per thread and reused across calls.
+// CPU launchers for the denoising filters: OpenMP over rows (or bands of rows) and contiguous,
+// vectorised loops over columns that call the per-pixel functions of kernels/nlm.cuh, rank.cuh
+// and bilateral.cuh. Frames are first copied into a border-extended buffer so that the inner
+// loops need no index rules (the 3x3/5x5 median reads the image directly: its rows are picked
+// with the border rule and its sorted columns extended). Scratch buffers are per thread and
+// reused across calls.
 //
 // The hot loops (a band of NLM, a row of the 3x3/5x5 median, a row of the bilateral filter) are
 // written once as inline bodies and compiled twice on x86-64 with GCC or Clang: for the build's
@@ -99,10 +101,10 @@ thread_local std::vector<float> t_frame;  // the extended frame, owned by the ca
 // inside. Rows of p are cut into bands of at least d rows; a band sums into its own block of
 // accumulators (its rows, the d rows below, and d columns either side), so bands run in any
 // order with no barrier, and a last pass adds each block's d overflow rows to the next band's.
-// Within a band, for each offset, the patch-height column sums V
-// are running sums down the rows (restarted at each band, which bounds the rounding drift) and
-// the patch sums are P consecutive V. PW = the patch width when known at compile time (the
-// column loop then vectorises with the P sums unrolled), 0 for any width.
+// Within a band, for each offset, the patch-height column sums V are running sums down the rows
+// (restarted at each band, which bounds the rounding drift) and the patch sums are P
+// consecutive V. PW = the patch width when known at compile time (the column loop then
+// vectorises with the P sums unrolled), 0 for any width.
 namespace {
 
 struct NlmFrame {
@@ -155,8 +157,7 @@ USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float
         float* dp = den + (int64_t)(r - r0) * as + (clo + d);
         float* nq = np_ + dy * as + dx;
         float* dq = dp + dy * as + dx;
-#pragma omp simd
-        for (int c = 0; c < W; ++c) {
+        auto weight = [&](int c) {
           float ssd;
           if constexpr (PW > 0) {
             ssd = V[c];
@@ -164,11 +165,30 @@ USFAST_ALWAYS_INLINE void nlm_band_body(const NlmFrame& F, int r0, int r1, float
           } else {
             ssd = H[c];
           }
-          const float w = k::nlm_weight(ssd, F.inv_p2, F.two_sigma2, F.inv_h2);
-          np_[c] += w * uq[c];
-          dp[c] += w;
-          nq[c] += w * up[c];
-          dq[c] += w;
+          return k::nlm_weight(ssd, F.inv_p2, F.two_sigma2, F.inv_h2);
+        };
+        if (dy > 0) {  // p's row and p + d's row are different rows of the block
+#pragma omp simd
+          for (int c = 0; c < W; ++c) {
+            const float w = weight(c);
+            np_[c] += w * uq[c];
+            dp[c] += w;
+            nq[c] += w * up[c];
+            dq[c] += w;
+          }
+        } else {  // same row, dx apart: two passes, so no lane writes what another reads
+#pragma omp simd
+          for (int c = 0; c < W; ++c) {
+            const float w = weight(c);
+            H[c] = w;
+            np_[c] += w * uq[c];
+            dp[c] += w;
+          }
+#pragma omp simd
+          for (int c = 0; c < W; ++c) {
+            nq[c] += H[c] * up[c];
+            dq[c] += H[c];
+          }
         }
       }
     }
