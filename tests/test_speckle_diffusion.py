@@ -51,10 +51,11 @@ def test_srad_iteration_counts(backend, iterations):
         np.testing.assert_array_equal(to_numpy(got), x)
 
 
-def test_srad_on_images_larger_than_4096_tiles(backend):
-    """2100 x 2100 holds 66 x 66 > 4096 tiles of 32: the estimator moves to 64 x 64 tiles."""
-    assert ref.q0_tile_size(2100, 2100) == 64 and ref.q0_tile_size(2048, 2048) == 32
-    x = speckle_image((2100, 2100), seed=3)
+def test_srad_on_images_larger_than_1024_tiles(backend):
+    """1100 x 1100 holds 35 x 35 > 1024 tiles of 32: the estimator moves to 64 x 64 tiles."""
+    assert ref.q0_tile_size(1024, 1024) == 32 and ref.q0_tile_size(2048, 2048) == 64
+    assert ref.q0_tile_size(1100, 1100) == 64 and ref.q0_tile_size(2100, 2100) == 128
+    x = speckle_image((1100, 1100), seed=3)
     got = sp.srad(on(backend, x), iterations=2, backend=backend)
     assert_matches("srad", got, sp.srad(x, iterations=2, backend="reference"))
 

@@ -68,8 +68,9 @@ USFAST_HD float diffusion_step(float x, float n, float s, float w, float e, floa
 // ---- SRAD's speckle scale q0 estimated from the image ----------------------------------------
 // The frame is cut into T x T tiles (the last row/column of tiles clipped to the image); each
 // tile gives var / mean^2 and q0^2 is the median over tiles (the lower middle value for an even
-// count). T = 32, doubled until there are at most USFAST_Q0_MAX_TILES tiles.
-#define USFAST_Q0_MAX_TILES 4096
+// count). T = 32, doubled until there are at most USFAST_Q0_MAX_TILES tiles (1024 x 1024 images
+// keep 32 x 32 tiles, 2048 x 2048 get 64 x 64): the GPU sorts them in one block, every iteration.
+#define USFAST_Q0_MAX_TILES 1024
 USFAST_HD int q0_tile_size(int rows, int cols) {
   int t = 32;
   while ((usf_i64)((rows + t - 1) / t) * ((cols + t - 1) / t) > USFAST_Q0_MAX_TILES) t *= 2;

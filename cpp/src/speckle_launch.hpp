@@ -21,7 +21,6 @@ struct SpeckleScratch {
   unsigned* hist = nullptr;  // DPAD Ci^2 histogram: F x USFAST_CV_BINS (GPU)
 };
 
-constexpr int kMaxTiles = 4096;  // USFAST_Q0_MAX_TILES
 constexpr int kCvBins = 640;     // USFAST_CV_BINS
 
 // Lays the scratch of `op` out from `base` (nullptr: only measure) and returns its size.

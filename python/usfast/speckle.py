@@ -300,7 +300,7 @@ def srad(img, *, iterations=100, dt=0.05, q0_roi=None, q0=None, q0_decay=0.0, ou
     * ``q0=``: a given scale, decaying as ``q0 exp(-q0_decay t)`` with diffusion time
       ``t = iteration * dt`` (Yu & Acton's eq. for an automatic scale; 0 = constant).
     * neither (default): estimated from the image itself at every iteration as the median,
-      over 32 x 32 tiles (64, 128, ... when an image holds more than 4096 tiles), of each
+      over 32 x 32 tiles (64, 128, ... when an image holds more than 1024 tiles), of each
       tile's var/mean^2. Why this estimator: it targets exactly what Yu & Acton's homogeneous
       region measures (std/mean of a speckle region of a few hundred speckle cells); the median
       over tiles ignores the tiles that straddle edges, cysts or bright structures as long as

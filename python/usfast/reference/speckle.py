@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 TINY = 1e-30
-Q0_MAX_TILES = 4096
+Q0_MAX_TILES = 1024
 CV_BINS = 640
 
 
