@@ -28,7 +28,8 @@ size_t speckle_workspace_bytes(SpeckleOp op, int64_t frames, int64_t rows, int64
 
 // How SRAD obtains its speckle scale q0 at each iteration t (diffusion time t * dt).
 enum class SradQ0 : int {
-  Tiles = 0,  // median over 32 x 32 tiles of var/mean^2 of the current image (see diffusion.cuh)
+  Tiles = 0,  // median over 32 x 32 tiles (larger beyond 1024 tiles) of var/mean^2 of the
+              // current image (see kernels/diffusion.cuh)
   Roi = 1,    // var/mean^2 of the current image inside the caller's homogeneous region
   Given = 2,  // q0(t) = q0 * exp(-q0_decay * t) (Yu & Acton's exponential decay; 0 = constant)
 };
