@@ -64,7 +64,7 @@ void demod_row(const T* xf, int64_t rs, int R, int n0, int C, const float* h, in
 template <class T>
 void fir_axial(Image<const T> x, Image<float> y, const float* h, int ntaps) {
   const int R = (int)x.rows, C = (int)x.cols;
-  parallel_rows(y.frames, y.rows, [&](int64_t f, int64_t r) {
+  parallel_rows(y.frames, y.rows, y.cols, [&](int64_t f, int64_t r) {
     fir_row(x.data + f * x.frame_stride, x.row_stride, R, (int)r, C, h, ntaps, &y.at(f, r, 0));
   });
 }
@@ -72,7 +72,7 @@ void fir_axial(Image<const T> x, Image<float> y, const float* h, int ntaps) {
 template <class T>
 void tgc(Image<const T> x, Image<float> y, const float* gain) {
   const int64_t C = x.cols;
-  parallel_rows(y.frames, y.rows, [&](int64_t f, int64_t r) {
+  parallel_rows(y.frames, y.rows, y.cols, [&](int64_t f, int64_t r) {
     const T* xr = &x.at(f, r, 0);
     float* yr = &y.at(f, r, 0);
     const float g = gain[r];
@@ -85,7 +85,7 @@ template <class T>
 void demodulate(Image<const T> rf, Image<cfloat> iq, const float* h, int ntaps, int dec,
                 const cfloat* mixer) {
   const int R = (int)rf.rows, C = (int)rf.cols;
-  parallel_rows(iq.frames, iq.rows, [&](int64_t f, int64_t m) {
+  parallel_rows(iq.frames, iq.rows, iq.cols * 8, [&](int64_t f, int64_t m) {
     float* re = scratch(2 * (int64_t)C);
     float* im = re + C;
     demod_row(rf.data + f * rf.frame_stride, rf.row_stride, R, (int)m * dec, C, h, ntaps,
@@ -99,7 +99,7 @@ template <class T, class O>
 void bmode(Image<const T> rf, Image<O> out, const float* h, int ntaps, int dec,
            const cfloat* mixer, const float* inv_ref, float gain_db, float dr_db) {
   const int R = (int)rf.rows, C = (int)rf.cols;
-  parallel_rows(out.frames, out.rows, [&](int64_t f, int64_t m) {
+  parallel_rows(out.frames, out.rows, out.cols * ntaps, [&](int64_t f, int64_t m) {
     float* re = scratch(2 * (int64_t)C);
     float* im = re + C;
     demod_row(rf.data + f * rf.frame_stride, rf.row_stride, R, (int)m * dec, C, h, ntaps,
@@ -116,7 +116,7 @@ void bmode(Image<const T> rf, Image<O> out, const float* h, int ntaps, int dec,
 template <class T>
 void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps) {
   const int R = (int)rf.rows, C = (int)rf.cols;
-  parallel_rows(env.frames, env.rows, [&](int64_t f, int64_t r) {
+  parallel_rows(env.frames, env.rows, env.cols * 8, [&](int64_t f, int64_t r) {
     const T* xf = rf.data + f * rf.frame_stride;
     float* q = scratch(C);
     fir_row(xf, rf.row_stride, R, (int)r, C, h, ntaps, q);
@@ -129,7 +129,7 @@ void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps)
 
 void envelope_iq(Image<const cfloat> iq, Image<float> env) {
   const int64_t C = iq.cols;
-  parallel_rows(env.frames, env.rows, [&](int64_t f, int64_t r) {
+  parallel_rows(env.frames, env.rows, env.cols, [&](int64_t f, int64_t r) {
     const k::cf32* xr = as_k(&iq.at(f, r, 0));
     float* yr = &env.at(f, r, 0);
 #pragma omp simd
@@ -146,7 +146,7 @@ template <class T, class O>
 void log_compress(Image<const T> x, Image<O> out, const float* inv_ref, float gain_db, float dr_db) {
   using KT = typename kernel_type<T>::type;
   const int64_t C = x.cols;
-  parallel_rows(out.frames, out.rows, [&](int64_t f, int64_t r) {
+  parallel_rows(out.frames, out.rows, out.cols, [&](int64_t f, int64_t r) {
     const KT* xr = reinterpret_cast<const KT*>(&x.at(f, r, 0));
     O* yr = &out.at(f, r, 0);
     const float ir = inv_ref[f];
@@ -158,7 +158,7 @@ void log_compress(Image<const T> x, Image<O> out, const float* inv_ref, float ga
 
 void persistence(Image<const float> x, Image<float> y, const float* init, int64_t irs, float alpha) {
   const int64_t C = x.cols;
-  parallel_rows(1, x.rows, [&](int64_t, int64_t r) {
+  parallel_rows(1, x.rows, x.cols * x.frames, [&](int64_t, int64_t r) {
     for (int64_t f = 0; f < x.frames; ++f) {
       const float* xr = &x.at(f, r, 0);
       const float* pr = f > 0 ? &y.at(f - 1, r, 0) : (init ? init + r * irs : xr);

@@ -12,7 +12,7 @@ void remap_bilinear(Image<const T> src, Image<T> dst, const float* map) {
   const int SR = (int)src.rows, SC = (int)src.cols;
   const int64_t C = dst.cols;
   const k::map2* m = reinterpret_cast<const k::map2*>(map);
-  parallel_rows(dst.frames, dst.rows, [&](int64_t f, int64_t r) {
+  parallel_rows(dst.frames, dst.rows, dst.cols, [&](int64_t f, int64_t r) {
     const T* sf = src.data + f * src.frame_stride;
     T* dr = &dst.at(f, r, 0);
     const k::map2* mr = m + r * C;
