@@ -378,7 +378,7 @@ def test_single_outliers_are_gated_and_counted_as_misses():
 def test_tip_leaving_the_slice_is_held_then_taken_back():
     """Partial out-of-plane: the needle (held still) turns in elevation so its distal 18 mm
     leave the slice for 8 frames (0.4 s); the detector's visible end jumps back 18 mm. The
-    needle cannot move that far that fast (max_speed_mm_s = 30: 12 mm in 0.4 s, plus 2.5 mm
+    needle cannot move that far that fast (max_speed_mm_s = 20: 8 mm in 0.4 s, plus 2.5 mm
     tolerance), so the tracker holds the tip on the axis; when the tip comes back it is
     tracked at once."""
     a = math.radians(35.0)

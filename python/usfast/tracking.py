@@ -1,4 +1,5 @@
-"""Needle tracking across frames: a small Kalman filter on the needle axis and on its tip.
+"""Needle tracking across frames: a Kalman filter on the needle axis and an interacting
+multiple-model filter on its tip.
 
 Conventions (DESIGN.md): points are ``(x, z)`` (lateral, depth) in millimetres of the tracker's
 :class:`usfast.ImageGeometry`; angles in degrees; time in seconds.
@@ -12,23 +13,45 @@ point ``c`` (the image centre), with normal ``n = (-sin theta, cos theta)``. The
 the axis at signed position ``s = u . (tip - c)`` and moves along it with velocity ``v``.
 
 * Axis filter, state ``(theta, rho)``: random walk (probe motion, bending, tremor).
-* Tip filter, state ``(s, v)``: constant velocity with white acceleration.
+* Tip filter, state ``(s, v)``: an interacting multiple-model (IMM) filter with two models, so
+  that a needle that rests or moves steadily is smoothed while one that starts, stops or
+  reverses at once is followed within a frame or two:
+
+  - *steady*: constant velocity with a small white acceleration (``q_accel_mm_s2``);
+  - *manoeuvre*: the velocity forgets itself over ``manoeuvre_tau_s`` and may take any value
+    of spread ``manoeuvre_speed_mm_s`` (an Ornstein-Uhlenbeck velocity: the tip may move
+    fast, but only as far as that speed allows).
+
+  The models switch as a Markov chain (``manoeuvre_start_hz``, ``manoeuvre_end_hz``); each
+  frame mixes their estimates, predicts each, weighs them by how well they explain the
+  detection, and reports the mixture.
 * Time step from the timestamps (or ``frame_interval_s`` when none are given).
 * Measurement noise scales with ``1 / confidence``; the axis measurement covariance carries the
-  lever arm between the detected shaft's midpoint and ``c``.
+  lever arm between the detected shaft's midpoint and ``c``. The detector's noise at
+  confidence 1 is learnt online, starting from the ``meas_sigma_*`` values (which count as
+  two samples) and never falling below 1/20 of them: the angle and shaft offset from the
+  innovations (less their predicted part, with a forgetting window of
+  ``noise_window_frames``), the tip from how far each tip lies from the line through its
+  neighbours in time (a robust median over the window, blind to the few frames where the
+  needle starts or stops). A precise detector is thus followed closely, a noisy one smoothed.
 * Gating: Mahalanobis distance of the innovation against the chi-square 99 % quantile (2 degrees
-  of freedom for the axis, 1 for the tip). A gated-out detection counts as a miss.
+  of freedom for the axis, 1 for the tip, on the model that allows more). A gated-out
+  detection counts as a miss. Inside the gate a tip is weighed against the chance that it is a
+  bad tip (``tip_outlier_prob``, spread over ``tip_outlier_range_mm``), as in a probabilistic
+  data association filter: a single implausible tip barely moves the estimate and does not
+  switch the models.
 * Coasting: a miss keeps the prediction (status ``"coasting"``) for up to ``max_coast`` frames,
-  then the track is ``"lost"`` and ``found`` is False.
+  then the track is ``"lost"`` and ``found`` is False. While coasting the tip's velocity
+  decays (``coast_velocity_tau_s``): nothing says the needle keeps moving.
 * Re-acquisition: when lost, a detection consistent with the last axis resumes the track at
   once; otherwise ``acquire_frames`` mutually consistent detections start a new one.
-* Tip along an accepted axis: a gated-out tip adds manoeuvre noise (``q_accel_miss_mm_s2``)
-  and damps the velocity, so starts, stops and withdrawals are followed. A tip seen short of
-  the prediction (a faint tip, the distal shaft out of plane) replaces it only after
-  ``tip_reset_after`` consistent frames *and* once the jump is reachable at
-  ``max_speed_mm_s`` from where the tip was last seen: until then the tip is held. A tip seen
-  beyond the prediction (the shaft cannot show past its tip) is taken after
-  ``tip_reset_ahead`` consistent frames.
+* Tip along an accepted axis: a gated-out tip adds noise (``q_accel_miss_mm_s2``) and damps
+  the velocity (``tip_miss_velocity_factor``). A tip that jumps back further than the needle
+  can move at ``max_speed_mm_s`` since the tip was last seen is the tip leaving the slice
+  (partial out-of-plane): the tip is *held* while the visible end stays short of it, for up
+  to ``max_tip_hold`` frames. Other jumps that persist replace the tip: ``tip_reset_ahead``
+  consistent frames beyond the prediction (the shaft cannot show past its tip: the tip is back
+  in the slice, or advanced fast), ``tip_reset_after`` short of it.
 * Reset: while tracking, ``reset_after`` consecutive mutually consistent gated-out detections
   (a large jump that persists, e.g. the probe moved) restart the filter on them. The default of
   6 frames means a distractor (a bright fascia line) that the detector reports during a drop-out
@@ -54,6 +77,16 @@ __all__ = ["NeedleTracker", "NeedleState", "CHI2_99_1DOF", "CHI2_99_2DOF"]
 #: chi-square 99 % quantiles used for gating (1 and 2 degrees of freedom).
 CHI2_99_1DOF = 6.634896601021214
 CHI2_99_2DOF = 9.210340371976182
+
+# online detector-noise estimate: weight of the given sigmas (in samples), and the largest
+# sample taken, as a multiple of the current estimate
+NOISE_PRIOR_WEIGHT = 2.0
+NOISE_SAMPLE_CLIP = 9.0
+NOISE_MIN_SAMPLES = 5
+# a visible end that jumped back out of reach and is seen again within this distance of where
+# it jumped to (mm) is the tip out of the slice: the tip is held
+HOLD_CONFIRM_MM = 1.0
+CHI2_1DOF_MEDIAN = 0.45493642311957283    # median of chi-square, 1 degree of freedom
 
 STATUSES = ("tracking", "coasting", "lost")
 
@@ -168,20 +201,33 @@ class NeedleTracker:
     reset_after: consecutive consistent gated-out detections that replace the track (> 5 so a
         5-frame drop-out filled with a distractor does not).
     tip_reset_after: consecutive consistent tip detections gated out along an accepted axis,
-        short of the predicted tip, that re-initialise the tip.
+        short of the predicted tip (and within reach), that re-initialise the tip.
     tip_reset_ahead: the same for tip detections beyond the predicted tip (the tip coming
         back into the slice, a fast advance).
+    max_tip_hold: frames the tip is held while the visible end lies short of it after a jump
+        no needle can make (the tip out of the slice); after that a short tip within reach is
+        taken.
     frame_interval_s: time step assumed when ``t`` is not given.
     meas_sigma_angle_deg, meas_sigma_offset_mm, meas_sigma_tip_mm: detector noise (1 sigma) at
         confidence 1 (axis angle, perpendicular offset of the shaft, tip along the axis); the
-        variances are divided by the detection's confidence.
+        variances are divided by the detection's confidence. The starting point of the
+        online estimate (see ``noise_window_frames``).
+    noise_window_frames: frames over which the detector noise is learnt online; 0 keeps the
+        ``meas_sigma_*`` values fixed.
     q_angle_deg, q_offset_mm: axis random walk, per square root of a second.
-    q_accel_mm_s2: tip white-acceleration density (mm/s^2 per square root of Hz).
+    q_accel_mm_s2: white-acceleration density of the steady tip model (mm/s^2 per square root
+        of Hz).
+    manoeuvre_speed_mm_s, manoeuvre_tau_s: the manoeuvre tip model: spread of the velocity and
+        the time over which it forgets itself.
+    manoeuvre_start_hz, manoeuvre_end_hz: rates of switching from the steady model to the
+        manoeuvre model and back.
+    tip_outlier_prob, tip_outlier_range_mm: prior probability that a detection's tip is wrong
+        although its axis is right, and the range over which such tips spread.
+    coast_velocity_tau_s: time constant of the decay of the tip velocity while coasting.
     init_speed_sigma_mm_s: prior uncertainty of the tip velocity of a new track.
     max_speed_mm_s: bound on the tip speed along the axis.
     q_accel_miss_mm_s2: extra white-acceleration density added to the tip when a tip
-        detection along an accepted axis is gated out (so a sudden start, stop or withdrawal
-        is followed within frames).
+        detection along an accepted axis is gated out.
     tip_miss_velocity_factor: factor on the tip velocity on such a frame (the motion model
         disagrees with the image, so it is not extrapolated at full speed).
     min_confidence: detections below it are ignored.
@@ -196,10 +242,15 @@ class NeedleTracker:
 
     def __init__(self, geometry, *, angle_range_deg=None, side=None, max_coast=10,
                  acquire_frames=2, reset_after=6, tip_reset_after=4, tip_reset_ahead=2,
+                 max_tip_hold=10,
                  frame_interval_s=0.05,
                  meas_sigma_angle_deg=1.0, meas_sigma_offset_mm=0.2, meas_sigma_tip_mm=0.5,
-                 q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=5.0,
-                 init_speed_sigma_mm_s=10.0, max_speed_mm_s=30.0, q_accel_miss_mm_s2=15.0,
+                 q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=2.0,
+                 manoeuvre_speed_mm_s=20.0, manoeuvre_tau_s=0.1, manoeuvre_start_hz=1.0,
+                 manoeuvre_end_hz=4.0,
+                 noise_window_frames=20, coast_velocity_tau_s=0.1, tip_outlier_prob=0.1,
+                 tip_outlier_range_mm=10.0,
+                 init_speed_sigma_mm_s=10.0, max_speed_mm_s=20.0, q_accel_miss_mm_s2=15.0,
                  tip_miss_velocity_factor=0.5, min_confidence=0.05, coast_decay=0.85,
                  candidate_angle_tol_deg=5.0, candidate_offset_tol_mm=2.0,
                  candidate_tip_tol_mm=2.5, detector=None, detector_kwargs=None):
@@ -222,7 +273,8 @@ class NeedleTracker:
         for name, v, lo in (("max_coast", max_coast, 0), ("acquire_frames", acquire_frames, 1),
                             ("reset_after", reset_after, 1),
                             ("tip_reset_after", tip_reset_after, 1),
-                            ("tip_reset_ahead", tip_reset_ahead, 1)):
+                            ("tip_reset_ahead", tip_reset_ahead, 1),
+                            ("max_tip_hold", max_tip_hold, 1)):
             try:
                 ok = int(v) == v and v >= lo
             except (TypeError, ValueError, OverflowError):
@@ -234,6 +286,7 @@ class NeedleTracker:
         self.reset_after = int(reset_after)
         self.tip_reset_after = int(tip_reset_after)
         self.tip_reset_ahead = int(tip_reset_ahead)
+        self.max_tip_hold = int(max_tip_hold)
 
         def pos(name, v):
             try:
@@ -251,6 +304,29 @@ class NeedleTracker:
         self._q_th = math.radians(pos("q_angle_deg", q_angle_deg)) ** 2
         self._q_rho = pos("q_offset_mm", q_offset_mm) ** 2
         self._q_acc = pos("q_accel_mm_s2", q_accel_mm_s2) ** 2
+        self._man_v2 = pos("manoeuvre_speed_mm_s", manoeuvre_speed_mm_s) ** 2
+        self._man_tau = pos("manoeuvre_tau_s", manoeuvre_tau_s)
+        self._rate_up = pos("manoeuvre_start_hz", manoeuvre_start_hz)
+        self._rate_down = pos("manoeuvre_end_hz", manoeuvre_end_hz)
+        try:
+            nw = float(noise_window_frames)
+        except (TypeError, ValueError):
+            nw = -1.0
+        if not (nw == 0.0 or 1.0 <= nw < math.inf):
+            raise fail(f, "noise_window_frames", "0 (fixed noise) or a window >= 1 frame",
+                       repr(noise_window_frames))
+        self._forget = 1.0 - 1.0 / nw if nw > 0 else 0.0
+        self._noise_window = max(int(round(nw)), 1)
+        self._adapt = nw > 0
+        # the online noise estimates never fall below 1/20 of the given sigmas
+        self._rmin_th, self._rmin_perp, self._rmin_tip = (
+            r / 400.0 for r in (self._r_th, self._r_perp, self._r_tip))
+        self._coast_tau = pos("coast_velocity_tau_s", coast_velocity_tau_s)
+        po = float(tip_outlier_prob)
+        if not (0.0 <= po < 1.0):
+            raise fail(f, "tip_outlier_prob", "a probability in [0, 1)", tip_outlier_prob)
+        self._p_out = po
+        self._out_range = pos("tip_outlier_range_mm", tip_outlier_range_mm)
         self._v0 = pos("init_speed_sigma_mm_s", init_speed_sigma_mm_s) ** 2
         self._vmax = pos("max_speed_mm_s", max_speed_mm_s)
         self._miss_v = float(tip_miss_velocity_factor)
@@ -288,15 +364,25 @@ class NeedleTracker:
         self._th = self._rho = 0.0
         self._pa = [0.0, 0.0, 0.0]    # axis covariance [a, b, c] = [[a, b], [b, c]]
         self._s = self._v = 0.0
-        self._pt = [0.0, 0.0, 0.0]    # tip covariance [d, e, f]
+        self._pt = [0.0, 0.0, 0.0]    # tip covariance [d, e, f] (the models' mixture)
+        self._tm = [[0.0] * 5, [0.0] * 5]   # per model [s, v, d, e, f]: steady, manoeuvre
+        self._mu = [1.0, 0.0]               # model probabilities
+        # detector noise at confidence 1 (variances), estimated online from the innovations:
+        # [sum, weight] with forgetting, the given sigmas counting as NOISE_PRIOR_WEIGHT samples
+        self._rn = {k: [NOISE_PRIOR_WEIGHT * r, NOISE_PRIOR_WEIGHT]
+                    for k, r in (("th", self._r_th), ("perp", self._r_perp))}
+        self._rn_th, self._rn_perp, self._rn_tip = self._r_th, self._r_perp, self._r_tip
         self._t = None
         self._frames_since = 0
         self._conf = 0.0
         self._length = 0.0
         self._cands = []              # consistent gated-out / acquisition detections
         self._cand_gap = 0
-        self._tip_cands = []
+        self._tip_cands = []                # consistent gated-out tips: (s, ahead)
+        self._hold = 0                      # frames the tip has been held out of the slice
         self._tip_seen = (0.0, 0.0, 0.0)    # where and when a tip was last accepted
+        self._tip_hist = []                 # the last three tips on the axis (x, z, t, conf)
+        self._tip_res = []                  # tip-noise samples
         self._last_dt = 0.0
         self._state = None
 
@@ -454,7 +540,7 @@ class NeedleTracker:
         rho = -s * (m.midx - self._cx) + c * (m.midz - self._cz)
         lever = c * (m.midx - self._cx) + s * (m.midz - self._cz)
         w = 1.0 / m.conf
-        r_th, r_perp = self._r_th * w, self._r_perp * w
+        r_th, r_perp = self._rn_th * w, self._rn_perp * w
         return dth, rho, (r_th, -lever * r_th, lever * lever * r_th + r_perp)
 
     # -- filter ----------------------------------------------------------------------------
@@ -465,12 +551,74 @@ class NeedleTracker:
         pa = self._pa
         pa[0] += self._q_th * dt
         pa[2] += self._q_rho * dt
-        d, e, f_ = self._pt
-        q = self._q_acc
-        self._s += self._v * dt
-        self._pt = [d + 2.0 * dt * e + dt * dt * f_ + q * dt ** 3 / 3.0,
-                    e + dt * f_ + q * dt * dt / 2.0,
-                    f_ + q * dt]
+        # tip: interacting multiple models. Mix the two models' estimates by the probability
+        # of switching during dt, then predict each with its own acceleration noise.
+        p_up = 1.0 - math.exp(-self._rate_up * dt)
+        p_down = 1.0 - math.exp(-self._rate_down * dt)
+        m0, m1 = self._mu
+        c0 = (1.0 - p_up) * m0 + p_down * m1
+        c1 = 1.0 - c0
+        a, b = self._tm
+        dt2, dt3 = dt * dt, dt * dt * dt
+        out = []
+        for j, cj, w0 in ((0, c0, (1.0 - p_up) * m0), (1, c1, p_up * m0)):
+            w0 = w0 / cj if cj > 1e-12 else 0.5
+            w1 = 1.0 - w0
+            s = w0 * a[0] + w1 * b[0]
+            v = w0 * a[1] + w1 * b[1]
+            ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
+            d = w0 * (a[2] + ds0 * ds0) + w1 * (b[2] + ds1 * ds1)
+            e = w0 * (a[3] + ds0 * dv0) + w1 * (b[3] + ds1 * dv1)
+            f_ = w0 * (a[4] + dv0 * dv0) + w1 * (b[4] + dv1 * dv1)
+            if j == 0:
+                # steady: constant velocity, white acceleration q_accel_mm_s2
+                q = self._q_acc
+                out.append([s + v * dt, v, d + 2.0 * dt * e + dt2 * f_ + q * dt3 / 3.0,
+                            e + dt * f_ + q * dt2 / 2.0, f_ + q * dt])
+            else:
+                # manoeuvre: the velocity forgets itself over manoeuvre_tau_s and takes any
+                # value of spread manoeuvre_speed_mm_s (Ornstein-Uhlenbeck velocity)
+                tau, sv2 = self._man_tau, self._man_v2
+                al = math.exp(-dt / tau)
+                g = tau * (1.0 - al)              # position gained per unit velocity
+                qss = 2.0 * sv2 * tau * (dt - 2.0 * g + 0.5 * tau * (1.0 - al * al))
+                qsv = sv2 * tau * (1.0 - al) ** 2
+                qvv = sv2 * (1.0 - al * al)
+                out.append([s + g * v, al * v, d + 2.0 * g * e + g * g * f_ + max(qss, 0.0),
+                            al * (e + g * f_) + qsv, al * al * f_ + qvv])
+        self._tm = out
+        self._mu = [min(max(c0, 1e-6), 1.0 - 1e-6), min(max(c1, 1e-6), 1.0 - 1e-6)]
+        self._combine_tip()
+
+    def _combine_tip(self):
+        """The reported tip (s, v, covariance): the models' mixture."""
+        (m0, m1), (a, b) = self._mu, self._tm
+        s = m0 * a[0] + m1 * b[0]
+        v = m0 * a[1] + m1 * b[1]
+        ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
+        self._s, self._v = s, v
+        self._pt = [m0 * (a[2] + ds0 * ds0) + m1 * (b[2] + ds1 * ds1),
+                    m0 * (a[3] + ds0 * dv0) + m1 * (b[3] + ds1 * dv1),
+                    m0 * (a[4] + dv0 * dv0) + m1 * (b[4] + dv1 * dv1)]
+
+    def _set_tip(self, s, v, d, e, f_, mu1=0.5):
+        """Both tip models at one state (a new track, a reset tip)."""
+        self._tm = [[s, v, d, e, f_], [s, v, d, e, f_]]
+        self._mu = [1.0 - mu1, mu1]
+        self._combine_tip()
+
+    def _adapt_noise(self, key, sample, conf, floor):
+        """One step of the online detector-noise estimate (a variance at confidence 1):
+        ``sample`` is the squared innovation less its predicted part. Returns the estimate."""
+        acc = self._rn[key]
+        old = acc[0] / acc[1]
+        if not self._adapt:
+            return old
+        lam = self._forget
+        x = min(max(sample * conf, 0.0), NOISE_SAMPLE_CLIP * old)    # one outlier moves it little
+        acc[0] = lam * acc[0] + x
+        acc[1] = lam * acc[1] + 1.0
+        return max(acc[0] / acc[1], floor)
 
     def _axis_gate(self, m):
         dth, rho, r = self._axis_meas(m)
@@ -486,6 +634,21 @@ class NeedleTracker:
     def _tip_point(self):
         s, c = math.sin(self._th), math.cos(self._th)
         return (self._cx - s * self._rho + c * self._s, self._cz + c * self._rho + s * self._s)
+
+    def _learn_axis_noise(self, m, y):
+        """Update the detector's angle and shaft-offset noise from this innovation."""
+        if not self._adapt:
+            return
+        a, b, c = self._pa
+        th, rho = self._th, self._rho
+        sn, cs = math.sin(th), math.cos(th)
+        X, Z = m.midx - self._cx, m.midz - self._cz
+        lever = cs * X + sn * Z
+        off = -sn * X + cs * Z - rho
+        self._rn_th = self._adapt_noise("th", y[0] * y[0] - a, m.conf, self._rmin_th)
+        self._rn_perp = self._adapt_noise(
+            "perp", off * off - (lever * lever * a + 2.0 * lever * b + c), m.conf,
+            self._rmin_perp)
 
     def _update_axis(self, y, S):
         y0, y1 = y
@@ -507,7 +670,11 @@ class NeedleTracker:
         self._pa = [max(na, 1e-12), 0.5 * (nb1 + nb2), max(nc, 1e-12)]
         self._set_theta(th)
         # keep the tip where it was, projected on the new axis
-        self._s = (math.cos(self._th) * (tipx - self._cx) + math.sin(self._th) * (tipz - self._cz))
+        ds = (math.cos(self._th) * (tipx - self._cx) + math.sin(self._th) * (tipz - self._cz)
+              - self._s)
+        for mdl in self._tm:
+            mdl[0] += ds
+        self._s += ds
 
     def _set_theta(self, th):
         # the needle points into the tissue: theta in [0, pi]
@@ -522,52 +689,149 @@ class NeedleTracker:
 
     def _tip_meas(self, m):
         c, s = math.cos(self._th), math.sin(self._th)
-        return c * (m.tipx - self._cx) + s * (m.tipz - self._cz), self._r_tip / m.conf
+        return c * (m.tipx - self._cx) + s * (m.tipz - self._cz), self._rn_tip / m.conf
 
     def _update_tip(self, m):
         """Gate and fold the tip; returns True when used."""
         sm, r = self._tip_meas(m)
-        d, e, f_ = self._pt
         y = sm - self._s
-        S = d + r
-        if y * y / S <= CHI2_99_1DOF:
-            k0, k1 = d / S, e / S
-            self._s += k0 * y
-            self._v = self._clip_speed(self._v + k1 * y)
-            self._pt = [max(d - k0 * d, 1e-12), e - k0 * e, max(f_ - k1 * e, 1e-12)]
+        if self._hold:
+            # The tip is held where it was while the visible end lies well short of it (the
+            # tip out of the slice). A detection back near the held tip, or beyond it, ends
+            # the hold; after max_tip_hold frames a reachable short tip is taken after all
+            # (the needle was withdrawn meanwhile).
+            if y < -self._cand_tip:
+                self._hold += 1
+                if self._hold > self.max_tip_hold and self._reachable(m):
+                    return self._reset_tip(m, sm, r)
+                self._tip_miss()
+                return False
+            self._hold = 0
+        tc = self._tip_cands
+        if (tc and tc[-1][1] is None and y < -self._cand_tip
+                and abs(sm - tc[-1][0]) <= HOLD_CONFIRM_MM):
+            # the visible end is still where it jumped to last frame: hold (below)
+            self._hold = 1
+            tc.clear()
+            self._tip_miss()
+            return False
+        # gate on the model that allows the most (a detection either model can explain); a
+        # tip short of the prediction must also be reachable from where it was last seen
+        reach = y >= 0.0 or self._reachable(m)
+        if (reach and min((sm - mdl[0]) ** 2 / (mdl[2] + r) for mdl in self._tm)
+                <= CHI2_99_1DOF):
+            self._learn_tip_noise(m)
+            sm, r = self._tip_meas(m)
+            # Inside the gate the detection is the tip with probability beta (against a bad
+            # tip, prior tip_outlier_prob, anywhere within tip_outlier_range_mm): each model
+            # moves by beta times its Kalman step, and the models are weighed by the
+            # likelihood of the detection under either hypothesis.
+            eps = self._p_out
+            clutter = eps / min(max(m.length, 1.0), self._out_range)
+            lam = []
+            for mdl in self._tm:
+                s, v, d, e, f_ = mdl
+                yj = sm - s
+                S = d + r
+                g = (1.0 - eps) * math.exp(-0.5 * min(yj * yj / S, 700.0)) / math.sqrt(
+                    2.0 * _PI * S)
+                lj = g + clutter
+                beta = g / lj
+                k0, k1 = d / S, e / S
+                mdl[0] = s + beta * k0 * yj
+                mdl[1] = self._clip_speed(v + beta * k1 * yj)
+                spread = beta * (1.0 - beta) * yj * yj
+                mdl[2] = max(d - beta * k0 * d + spread * k0 * k0, 1e-12)
+                mdl[3] = e - beta * k0 * e + spread * k0 * k1
+                mdl[4] = max(f_ - beta * k1 * e + spread * k1 * k1, 1e-12)
+                lam.append(lj)
+            w0, w1 = self._mu[0] * lam[0], self._mu[1] * lam[1]
+            tot = w0 + w1
+            if tot > 0.0 and math.isfinite(tot):
+                m1 = min(max(w1 / tot, 1e-6), 1.0 - 1e-6)
+                self._mu = [1.0 - m1, m1]
+            self._combine_tip()
             self._tip_cands = []
             self._tip_seen = (m.tipx, m.tipz, m.t)
             return True
-        # A tip far from the prediction along an accepted axis: an outlier, or a manoeuvre
-        # (start, stop, withdrawal) the model lags behind, or the tip leaving / re-entering
-        # the slice. Widen the tip's uncertainty and stop extrapolating the velocity, so a
-        # manoeuvre is followed; reset the tip if the jump persists. A tip seen short of the
-        # prediction (the commoner detector error: a faint tip, the distal shaft out of plane)
-        # needs tip_reset_after consistent frames and must be reachable at max_speed_mm_s from
-        # where the tip was last seen: a visible end that jumps back 15 mm in a frame is the
-        # tip leaving the slice, not the needle moving, and the tip is held until the jump
-        # becomes possible. A tip seen beyond the prediction (the shaft cannot show past its
-        # tip: the tip is back in the slice, or advanced fast) needs tip_reset_ahead frames.
+        # A tip far from the prediction along an accepted axis: an outlier, a manoeuvre the
+        # models lag behind, or the tip leaving / re-entering the slice.
+        self._tip_miss()
+        if not reach:
+            # A visible end further back than the needle can have moved since the tip was
+            # last seen, on two frames running: the tip has left the slice, not the needle;
+            # hold it. (One such frame is an outlier until the next says otherwise.)
+            if tc and tc[-1][1] is None:
+                self._hold = 1
+                tc.clear()
+            else:
+                tc[:] = [(sm, None)]
+            return False
+        # A jump that persists replaces the tip: tip_reset_ahead consistent frames beyond
+        # the prediction (the shaft cannot show past its tip: the tip is back in the slice,
+        # or advanced fast), tip_reset_after short of it (stopped, or withdrawn).
+        ahead = y > 0.0
+        if tc and (abs(sm - tc[-1][0]) > self._cand_tip or tc[-1][1] != ahead):
+            tc.clear()
+        tc.append((sm, ahead))
+        if len(tc) >= (self.tip_reset_ahead if ahead else self.tip_reset_after):
+            return self._reset_tip(m, sm, r)
+        return False
+
+    def _tip_miss(self):
+        """A frame without a usable tip: widen the tip's uncertainty and stop extrapolating
+        its velocity at full speed (the motion model disagrees with the image)."""
         dt = self._last_dt
         q = self._q_miss
-        self._pt = [d + q * dt ** 3 / 3.0, e + q * dt * dt / 2.0, f_ + q * dt]
-        self._v *= self._miss_v
-        ahead = y > 0.0
-        tc = self._tip_cands
-        if tc and (abs(sm - tc[-1][0]) > self._cand_tip or tc[-1][3] != ahead):
-            tc.clear()
-        tc.append((sm, m.t, r, ahead))
-        if len(tc) >= (self.tip_reset_ahead if ahead else self.tip_reset_after):
-            x, z, t = self._tip_seen
-            if ahead or (math.hypot(m.tipx - x, m.tipz - z)
-                         <= self._vmax * (m.t - t) + self._cand_tip):
-                self._s = sm
-                self._v = 0.0
-                self._pt = [r, 0.0, self._v0]
-                self._tip_seen = (m.tipx, m.tipz, m.t)
-                tc.clear()
-                return True
-        return False
+        for mdl in self._tm:
+            mdl[1] *= self._miss_v
+            mdl[2] += q * dt ** 3 / 3.0
+            mdl[3] += q * dt * dt / 2.0
+            mdl[4] += q * dt
+        self._combine_tip()
+        self._tip_hist.clear()
+
+    def _reset_tip(self, m, sm, r):
+        self._set_tip(sm, 0.0, r, 0.0, self._v0)
+        self._tip_seen = (m.tipx, m.tipz, m.t)
+        self._tip_cands = []
+        self._hold = 0
+        return True
+
+    def _learn_tip_noise(self, m):
+        """Detector tip noise from the tips of successive detections on the axis: how far
+        each lies from the line through its neighbours in time (the needle moves smoothly
+        over three frames; a stop or start spoils one or two samples, which the median of
+        the last ``noise_window_frames`` ignores)."""
+        h = self._tip_hist
+        h.append((m.tipx, m.tipz, m.t, m.conf))
+        if len(h) > 3:
+            del h[0]
+        if not self._adapt or len(h) < 3:
+            return
+        (x0, z0, t0, c0), (x1, z1, t1, c1), (x2, z2, t2, c2) = h
+        span = t2 - t0
+        if not (span > 0.0):
+            return
+        a, b = (t2 - t1) / span, (t1 - t0) / span
+        ux, uz = math.cos(self._th), math.sin(self._th)
+        along = (x1 - a * x0 - b * x2) * ux + (z1 - a * z0 - b * z2) * uz
+        # var(along) = R (1 + a^2 + b^2) at equal confidences
+        res = self._tip_res
+        res.append(along * along / (1.0 + a * a + b * b) * (c0 + c1 + c2) / 3.0)
+        if len(res) > self._noise_window:
+            del res[0]
+        n = len(res)
+        est = sorted(res)[n // 2] / CHI2_1DOF_MEDIAN
+        if n < NOISE_MIN_SAMPLES:
+            est = (NOISE_PRIOR_WEIGHT * self._r_tip + n * est) / (NOISE_PRIOR_WEIGHT + n)
+        self._rn_tip = max(est, self._rmin_tip)
+
+    def _reachable(self, m):
+        """Whether the detected tip is within reach (``max_speed_mm_s``, plus the candidate
+        tolerance) of where the tip was last seen."""
+        x, z, t = self._tip_seen
+        return math.hypot(m.tipx - x, m.tipz - z) <= self._vmax * (m.t - t) + self._cand_tip
 
     def _clip_speed(self, v):
         return min(max(v, -self._vmax), self._vmax)
@@ -595,16 +859,15 @@ class NeedleTracker:
         self._rho = -s * (m.midx - self._cx) + c * (m.midz - self._cz)
         _, _, r = self._axis_meas(m)
         self._pa = [2.0 * r[0], 2.0 * r[1], 2.0 * r[2]]
-        self._s = c * (m.tipx - self._cx) + s * (m.tipz - self._cz)
         pts = [(c * (k.tipx - self._cx) + s * (k.tipz - self._cz), k.t) for k in cands]
-        self._v = self._speed_from(pts)
-        self._pt = [self._r_tip / m.conf, 0.0, self._v0]
+        self._set_tip(pts[-1][0], self._speed_from(pts), self._rn_tip / m.conf, 0.0, self._v0)
         self._active, self._stale = True, False
         self._tip_seen = (m.tipx, m.tipz, m.t)
         self._conf = m.conf
         self._length = m.length
         self._cands = []
         self._tip_cands = []
+        self._hold = 0
 
     def _consistent(self, a, b):
         dth = _wrap_pi(b.th - a.th)
@@ -638,6 +901,7 @@ class NeedleTracker:
             if m is not None:
                 g = self._axis_gate(m)
                 if g is not None and g[0] <= CHI2_99_2DOF:
+                    self._learn_axis_noise(m, g[1])
                     self._update_axis(g[1], g[2])
                     self._update_tip(m)
                     self._cands = []
@@ -660,9 +924,20 @@ class NeedleTracker:
             self._length = 0.7 * self._length + 0.3 * m.length
         else:
             self._frames_since += 1
+            self._tip_hist.clear()
+            self._hold = 0            # a hold needs the shaft seen throughout
+            if self._active and dt > 0.0:
+                # coasting: nothing says the needle keeps moving; let its speed decay
+                k = math.exp(-dt / self._coast_tau)
+                for mdl in self._tm:      # v <- k v, with its covariance
+                    mdl[1] *= k
+                    mdl[3] *= k
+                    mdl[4] *= k * k
+                self._combine_tip()
             if self._active and self._frames_since > self.max_coast:
                 self._active, self._stale = False, True
                 self._tip_cands = []
+                self._hold = 0
         self._state = self._report(est, accepted)
         return self._state
 
