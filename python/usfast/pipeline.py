@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections import deque
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = ["Pipeline", "PipelineResult", "SPECKLE_METHODS", "load_config"]
 SPECKLE_METHODS = ("srad", "dpad", "lee", "kuan", "frost", "guided", "median", "bilateral", "nlm")
 STAGES = ("bmode", "scan", "speckle", "needle", "tracking", "overlay")
 _TOP_KEYS = ("input", "backend", "probe", "geometry") + STAGES
+TIMING_WINDOW = 4096
 
 
 @dataclass
@@ -184,8 +186,8 @@ class Pipeline:
             from .overlay import Overlay
             _check_params("overlay", Overlay, c["overlay"], skip=("geometry",))
         self._shape = None
-        self._times = {s: [] for s in STAGES}
-        self._times["total"] = []
+        # the last TIMING_WINDOW frames per stage: bounded memory on endless streams
+        self._times = {s: deque(maxlen=TIMING_WINDOW) for s in STAGES + ("total",)}
 
     # -- configuration ------------------------------------------------------------------------
     @classmethod
@@ -327,7 +329,8 @@ class Pipeline:
             is not None else self._overlay.render(img, result.state or result.estimate)
 
     def timings(self) -> dict:
-        """Per stage: frames, median and p95 latency (ms) and frames/s at the median."""
+        """Per stage over the last TIMING_WINDOW frames: frames, median and p95 latency (ms) and
+        frames/s at the median."""
         out = {}
         for k, v in self._times.items():
             if not v:

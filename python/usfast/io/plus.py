@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import zlib
 
 import numpy as np
@@ -679,7 +680,8 @@ class PlusSequenceWriter:
             raise fail(func, "image_type", "a PLUS image type word such as BRIGHTNESS", repr(image_type))
         self.image_type = image_type
         self.n_frames = 0
-        self._lines = []
+        # per-frame header fields spool to a temporary file: memory stays flat however long
+        self._fields = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="\n")
         self._data_tmp = temp_name_for(self.path.with_name(self.path.name + ".data"))
         self._data = open(self._data_tmp, "wb")
         self._z = None
@@ -778,12 +780,13 @@ class PlusSequenceWriter:
         except BaseException:
             self.abort()
             raise
-        self._lines.extend(lines)
+        self._fields.writelines(f"{k}\t{v}\n" for k, v in lines)
         self.n_frames += 1
         return i
 
     # -- finishing -------------------------------------------------------------------------
-    def _header(self) -> bytes:
+    def _header(self):
+        """(lines before the per-frame fields, field format, lines after them)."""
         rows, cols = self.shape
         dz, dx = self.geometry.spacing_mm
         z0, x0 = self.geometry.origin_mm
@@ -806,8 +809,7 @@ class PlusSequenceWriter:
                     f"space origin: ({_fmt(x0)},{_fmt(z0)})",
                     "ultrasound image orientation:=MF",
                     f"ultrasound image type:={self.image_type}"]
-            out += [f"{k}:={v}" for k, v in self._lines]
-            return ("\n".join(out) + "\n\n").encode("utf-8")
+            return out, "{}:={}", ["", ""]
         out += ["ObjectType = Image",
                 "NDims = 3",
                 "AnatomicalOrientation = RAI",
@@ -826,9 +828,16 @@ class PlusSequenceWriter:
                 "Kinds = domain domain list",
                 "UltrasoundImageOrientation = MF",
                 f"UltrasoundImageType = {self.image_type}"]
-        out += [f"{k} = {v}" for k, v in self._lines]
-        out.append("ElementDataFile = LOCAL")
-        return ("\n".join(out) + "\n").encode("utf-8")
+        return out, "{} = {}", ["ElementDataFile = LOCAL"]
+
+    def _write_header(self, f) -> None:
+        head, fmt, tail = self._header()
+        f.write(("\n".join(head) + "\n").encode("utf-8"))
+        self._fields.seek(0)
+        for line in self._fields:
+            k, v = line.rstrip("\n").split("\t", 1)
+            f.write((fmt.format(k, v) + "\n").encode("utf-8"))
+        f.write(("\n".join(tail) + "\n").encode("utf-8") if tail != ["", ""] else b"\n")
 
     def close(self) -> str:
         """Write the header and the data into place; returns the path written."""
@@ -843,19 +852,21 @@ class PlusSequenceWriter:
                 self._nbytes += len(tail)
             self._data.close()
             with atomic_write(self.path, "wb") as f:
-                f.write(self._header())
+                self._write_header(f)
                 with open(self._data_tmp, "rb") as d:
                     shutil.copyfileobj(d, f, 1 << 20)
         except BaseException:
             self.abort()
             raise
         self._closed = True
+        self._fields.close()
         _remove(self._data_tmp)
         return str(self.path)
 
     def abort(self) -> None:
         """Drop everything written so far; no file appears at ``path``."""
         self._closed = True
+        self._fields.close()
         try:
             self._data.close()
         except Exception:
