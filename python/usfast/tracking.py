@@ -552,7 +552,7 @@ class NeedleTracker:
         pa[0] += self._q_th * dt
         pa[2] += self._q_rho * dt
         # tip: interacting multiple models. Mix the two models' estimates by the probability
-        # of switching during dt, then predict each with its own acceleration noise.
+        # of switching during dt, then predict each with its own motion model.
         p_up = 1.0 - math.exp(-self._rate_up * dt)
         p_down = 1.0 - math.exp(-self._rate_down * dt)
         m0, m1 = self._mu
@@ -615,7 +615,8 @@ class NeedleTracker:
         if not self._adapt:
             return old
         lam = self._forget
-        x = min(max(sample * conf, 0.0), NOISE_SAMPLE_CLIP * old)    # one outlier moves it little
+        # clipped, so that one outlier moves the estimate little
+        x = min(max(sample * conf, 0.0), NOISE_SAMPLE_CLIP * old)
         acc[0] = lam * acc[0] + x
         acc[1] = lam * acc[1] + 1.0
         return max(acc[0] / acc[1], floor)
