@@ -421,17 +421,19 @@ void median(Image<const float> x, Image<float> y, int size) {
 
 // ---- bilateral ---------------------------------------------------------------------------------
 // Per row, taps outer and columns inner (a contiguous vector loop per tap), accumulating in the
-// same tap order as bilateral_px. p: the row's centre pixels in the extended frame (stride ps).
+// same tap order as bilateral_px. rows[t], t = 0 .. 2 radius: the input rows r - radius + t,
+// extended across the border, each pointing at column 0.
 namespace {
-USFAST_ALWAYS_INLINE void bilateral_row_body(const float* p, int64_t ps, int C, int radius,
+USFAST_ALWAYS_INLINE void bilateral_row_body(const float* const* rows, int C, int radius,
                                              float color_coef, float space_coef, float* num,
                                              float* yr) {
   float* den = num + C;
+  const float* p = rows[radius];
   for (int c = 0; c < 2 * C; ++c) num[c] = 0.f;
   for (int dy = -radius; dy <= radius; ++dy) {
     const int hw = k::circle_half_width(dy, radius);
     for (int dx = -hw; dx <= hw; ++dx) {
-      const float* q = p + dy * ps + dx;
+      const float* q = rows[dy + radius] + dx;
       const float e = space_coef * (float)(dy * dy + dx * dx);
 #pragma omp simd
       for (int c = 0; c < C; ++c) {
@@ -446,26 +448,45 @@ USFAST_ALWAYS_INLINE void bilateral_row_body(const float* p, int64_t ps, int C, 
   for (int c = 0; c < C; ++c) yr[c] = num[c] / den[c];
 }
 USFAST_TWO_ISAS(, , bilateral_row, bilateral_row_body,
-                (const float* p, int64_t ps, int C, int radius, float cc, float cs, float* num,
+                (const float* const* rows, int C, int radius, float cc, float cs, float* num,
                  float* yr),
-                (p, ps, C, radius, cc, cs, num, yr))
+                (rows, C, radius, cc, cs, num, yr))
+
+// Row i of the image (any index: reflect-101) extended by `pad` on both sides into d.
+void extend_row(const float* s, int C, int pad, float* d) {
+  for (int j = 0; j < pad; ++j) d[j] = s[k::reflect101(j - pad, C)];
+#pragma omp simd
+  for (int j = 0; j < C; ++j) d[pad + j] = s[j];
+  for (int j = C + pad; j < C + 2 * pad; ++j) d[j] = s[k::reflect101(j - pad, C)];
+}
 }  // namespace
 
 void bilateral(Image<const float> x, Image<float> y, int radius, float color_coef,
                float space_coef) {
-  const int R = (int)x.rows, C = (int)x.cols;
-  const int64_t ps = C + 2 * radius;
-  float* pad = grow(t_frame, (size_t)(R + 2 * radius) * ps);
-  for (int64_t f = 0; f < x.frames; ++f) {
-    extend_frame(x, f, radius, true, pad);
-#pragma omp parallel if (R > 1)
-    {
-      static thread_local std::vector<float> acc;
-      float* num = grow(acc, (size_t)2 * C);
+  const int R = (int)x.rows, C = (int)x.cols, n = 2 * radius + 1;
+  const int64_t bs = C + 2 * radius, rows = x.frames * R;
+  // No frame copy: each thread keeps a ring of the n extended input rows around its current
+  // output row (a few KiB, in cache); moving down one row extends one new input row.
+#pragma omp parallel if (rows * C > 16384)
+  {
+    static thread_local std::vector<float> scratch;
+    float* ring = grow(scratch, (size_t)n * bs + 2 * C);
+    float* num = ring + (size_t)n * bs;
+    const float* ptr[2 * 31 + 1];
+    int64_t last = -2;  // the output row whose window the ring holds
 #pragma omp for schedule(dynamic, 8)
-      for (int r = 0; r < R; ++r)
-        bilateral_row_best(pad + (int64_t)(r + radius) * ps + radius, ps, C, radius, color_coef,
-                           space_coef, num, &y.at(f, r, 0));
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t f = i / R;
+      const int r = (int)(i % R);
+      auto input = [&](int t) { return &x.at(f, k::reflect101(r - radius + t, R), 0); };
+      if (i == last + 1 && r > 0) {  // slide: input row r + radius enters slot (r + 2 radius) % n
+        extend_row(input(n - 1), C, radius, ring + ((r + n - 1) % n) * bs);
+      } else {
+        for (int t = 0; t < n; ++t) extend_row(input(t), C, radius, ring + ((r + t) % n) * bs);
+      }
+      last = i;
+      for (int t = 0; t < n; ++t) ptr[t] = ring + ((r + t) % n) * bs + radius;
+      bilateral_row_best(ptr, C, radius, color_coef, space_coef, num, &y.at(f, r, 0));
     }
   }
 }
