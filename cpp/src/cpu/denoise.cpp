@@ -472,7 +472,7 @@ void bilateral(Image<const float> x, Image<float> y, int radius, float color_coe
     static thread_local std::vector<float> scratch;
     float* ring = grow(scratch, (size_t)n * bs + 2 * C);
     float* num = ring + (size_t)n * bs;
-    const float* ptr[2 * 31 + 1];
+    const float* ptr[63];  // n = 2 radius + 1 <= 63, the diameter limit
     int64_t last = -2;  // the output row whose window the ring holds
 #pragma omp for schedule(dynamic, 8)
     for (int64_t i = 0; i < rows; ++i) {
