@@ -136,3 +136,16 @@ def like_input(result, original):
         import torch
         return torch.as_tensor(result, device=original.device)
     return result
+
+
+def host_array(func, x, arg="image"):
+    """A NumPy view of ``x``; GPU arrays (CuPy, or anything with ``.get()``) are copied to the
+    host. For the host-side stages (overlay drawing, streaming)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__cuda_array_interface__"):
+        get = getattr(x, "get", None)
+        if get is None:
+            raise fail(func, arg, "a NumPy or CuPy array", type(x).__name__)
+        return get()
+    return np.asarray(x)

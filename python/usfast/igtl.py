@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from ._arrays import host_array
 from ._errors import BackendUnavailable, fail
 from .estimate import NeedleEstimate
 from .geometry import ImageGeometry
@@ -49,15 +50,7 @@ _IGTL_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.
 
 
 def _host(func, x):
-    """A NumPy view of ``x``; GPU arrays (CuPy) are copied to the host."""
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "__cuda_array_interface__"):
-        get = getattr(x, "get", None)
-        if get is None:
-            raise fail(func, "image", "a NumPy or CuPy array", type(x).__name__)
-        return get()
-    return np.asarray(x)
+    return host_array(func, x)
 
 
 class IGTLUnavailable(BackendUnavailable, ImportError):

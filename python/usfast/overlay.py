@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ._arrays import host_array
 from ._errors import fail
 from .estimate import NeedleEstimate
 from .geometry import ImageGeometry
@@ -54,15 +55,7 @@ PALETTE = {
 
 
 def _host(func, x):
-    """A NumPy view of ``x``; GPU arrays (CuPy) are copied to the host."""
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "__cuda_array_interface__"):
-        get = getattr(x, "get", None)
-        if get is None:
-            raise fail(func, "image", "a NumPy or CuPy array", type(x).__name__)
-        return get()
-    return np.asarray(x)
+    return host_array(func, x)
 
 
 # -- primitives ----------------------------------------------------------------------------
