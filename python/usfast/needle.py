@@ -535,15 +535,18 @@ _TOL_DEG = 5.0          # orientation agreement half-width of a vote
 _MAX_CANDIDATES = 4     # Hough peaks examined (those above half the highest)
 _BAND_MM = 1.0          # half-width of the band searched across the accumulator's line
 _BLOCK_MM = 1.0         # blocks along the axis for the cross-profile peaks
-_STEP_MM = 0.6          # windows of the tip's step test
+_STEP_MM = 0.6          # window before the tip in its step test
+_AFTER_MM = 1.5         # window after the tip (the drop must be for good)
 _CORE_PX = 1            # the core of the refined band: +-1 pixel
 _SIDE_PX = (4, 7)       # the side band (the side away from comet tail and shadow)
-_CORR_MM = 0.3          # correlation length of speckle along the axis (effective samples)
-_MIN_LEN_MM = 4.0       # shortest shaft reported
-_MAX_SAGITTA_MM = 0.25  # straightness: sagitta of a parabola through the shaft
+_CORR_MM = 0.3          # speckle correlation length along the axis (samples per independent one)
+_MIN_LEN_MM = 3.0       # shortest shaft reported
+_MAX_SAGITTA_MM = 0.4   # straightness: sagitta of a parabola through the shaft
+_SHADOW_Z = 3.0         # significance of the shadow's end (see _shadow_tip)
+_FAINT_Z = 1.5          # significance of the faint stretch before it (see _faint_between)
 #: detection statistic at which confidence is 0.5: set on needle-free sequences of usfast.sim
 #: so that at most 1 % of their frames report a needle (see tests/test_needle_accuracy.py)
-DETECTION_SNR = 4.0
+DETECTION_SNR = 5.0
 
 
 @functools.lru_cache(maxsize=16)
@@ -615,35 +618,53 @@ def _clip_line(p, u, box):
     return (lo, hi) if hi > lo else None
 
 
+def _med(a):
+    """Median of a 1-D array (np.median without its generic overhead: this runs ~40 times
+    per frame on short profiles)."""
+    n = len(a)
+    if n == 0:
+        return 0.0
+    h = n // 2
+    p = np.partition(a, (h - 1, h) if n % 2 == 0 and n > 1 else h)
+    return float(p[h]) if n % 2 else 0.5 * float(p[h - 1] + p[h])
+
+
 def _bright_segment(c):
-    """[k0, k1) of the bright stretch of profile c: the maximum-sum run of c - m, with the
-    level m midway between the run's and the rest's medians (iterated from the 10/90 %
-    quantiles' midpoint)."""
-    q10, q90 = np.percentile(c, [10, 90])
+    """[k0, k1) of the bright stretch of profile c: the run maximising the number of samples
+    above a level m minus those below (a sign test, so one very bright stretch, such as the
+    shaft crossing a dark vessel, does not outweigh the rest of the shaft), with m midway
+    between the run's and the rest's medians (iterated from the 10/90 % quantiles' midpoint)."""
+    n = len(c)
+    i10, i90 = int(0.1 * (n - 1)), int(0.9 * (n - 1))
+    q = np.partition(c, (i10, i90))
+    q10, q90 = float(q[i10]), float(q[i90])
     m = 0.5 * (q10 + q90)
     k0, k1 = 0, len(c)
     for _ in range(4):
-        S = np.concatenate(([0.0], np.cumsum(c - m)))
+        S = np.concatenate(([0.0], np.cumsum(np.sign(c - m))))
         run = S - np.minimum.accumulate(S)
         k1 = int(np.argmax(run))
         k0 = int(np.argmin(S[:k1 + 1]))
         if k1 - k0 < 1 or k1 - k0 >= len(c):
             break
-        m2 = 0.5 * (np.median(c[k0:k1]) + np.median(np.concatenate((c[:k0], c[k1:]))))
+        m2 = 0.5 * (_med(c[k0:k1]) + _med(np.concatenate((c[:k0], c[k1:]))))
         if abs(m2 - m) < 1e-7:
             break
         m = m2
     return k0, k1
 
 
-def _drop(c, k, w, lo, hi):
+def _drop(c, k, w, wr, lo, hi):
     """Change point of the tip near k: the t in [k - lo, k + hi] maximising the drop
-    mean(c[t-w:t]) - mean(c[t:t+w]) (a two-segment test on local windows)."""
+    mean(c[t-w:t]) - mean(c[t:t+wr]) (a two-segment test on local windows; the longer window
+    after, wr, asks the drop to be for good: a short gap in the shaft does not qualify)."""
     S = np.concatenate(([0.0], np.cumsum(c)))
-    t = np.arange(max(k - lo, w), min(k + hi, len(c) - w) + 1)
+    n = len(c)
+    t = np.arange(max(k - lo, w), min(k + hi, n - 1) + 1)
     if len(t) == 0:
         return k
-    D = (S[t] - S[t - w]) - (S[t + w] - S[t])
+    e = np.minimum(t + wr, n)
+    D = (S[t] - S[t - w]) / w - (S[e] - S[t]) / np.maximum(e - t, 1)
     return int(t[np.argmax(D)])
 
 
@@ -717,15 +738,17 @@ def _evaluate(fr, p, u):
         A = np.stack((np.ones(keep.sum()), tt[keep]), 1) * sw[:, None]
         coef = np.linalg.lstsq(A, yy[keep] * sw, rcond=None)[0]
         res = yy - (coef[0] + coef[1] * tt)
-        s = 1.4826 * np.median(np.abs(res[keep])) + 0.3
+        s = 1.4826 * _med(np.abs(res[keep])) + 0.3
         keep = np.abs(res) < 3.0 * s
     if abs(math.degrees(math.atan(coef[1]))) > _TOL_DEG:
         return None
+    # straightness: the sagitta of the kept points' thirds (medians, robust to a layer that
+    # crosses the shaft)
     sagitta = 0.0
-    if keep.sum() >= 4:
-        q = np.polyfit(tt[keep], yy[keep], 2, w=np.sqrt(ww[keep]))
-        span = tt[keep].max() - tt[keep].min()
-        sagitta = abs(q[0]) * span * span / 4.0 * px
+    if keep.sum() >= 6:
+        res_k = (yy - (coef[0] + coef[1] * tt))[keep]
+        thirds = np.array_split(res_k, 3)
+        sagitta = abs(_med(thirds[1]) - 0.5 * (_med(thirds[0]) + _med(thirds[2]))) * px
     n = np.array([-u[1], u[0]])
     q0 = x0 + coef[0] * n
     u2 = u + coef[1] * n
@@ -745,29 +768,101 @@ def _evaluate(fr, p, u):
     lower = b2[:, mid - z:mid - a + 1] if u2[0] > 0 else b2[:, mid + a:mid + z + 1]
     r = prof - upper.mean(axis=1)
     rl = prof - lower.mean(axis=1)
-    s0, s1 = _bright_segment(prof)
+    # the line's contrast over both sides: tissue brightness changes (a vessel, a shadow,
+    # a layer crossing the band) cancel, the needle's own brightness remains
+    rb = prof - 0.5 * (upper.mean(axis=1) + lower.mean(axis=1))
+    s0, s1 = _bright_segment(rb)
     if s1 - s0 < 2:
         return None
     w = max(int(round(_STEP_MM / px)), 2)
-    s1 = _drop(prof, s1, w, int(round(4.0 / px)), int(round(2.0 / px)))
+    s1 = _drop(rb, s1, w, int(round(_AFTER_MM / px)), int(round(4.0 / px)),
+               int(round(2.0 / px)))
     # 3. detection statistic: the shaft against the rest of its line and against its side,
     #    in robust noise units times sqrt(effective samples)
     gap = int(round(0.5 / px))
     out = np.ones(len(prof), bool)
     out[max(s0 - gap, 0):min(s1 + gap, len(prof))] = False
-    n_eff = max(min(s1 - s0, 10.0 / px), 1.0) / max(1.0, _CORR_MM / px)
+    n_seg = max(min(s1 - s0, 10.0 / px), 1.0)
+    tau = max(1.0, _CORR_MM / px)
 
     def snr(v):
         if out.sum() < 10 or s1 <= s0:
             return 0.0
         o = v[out]
-        mo = np.median(o)
-        so = 1.4826 * np.median(np.abs(o - mo)) + 1e-6
-        return float((np.median(v[s0:s1]) - mo) / so * math.sqrt(n_eff))
+        mo = _med(o)
+        so = 1.4826 * _med(np.abs(o - mo)) + 1e-6
+        return float((_med(v[s0:s1]) - mo) / so * math.sqrt(n_seg / tau))
 
     return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, start=e0 + s0 * u2,
                 length_mm=(s1 - s0) * px if True else 0.0, sagitta_mm=sagitta,
-                snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl))
+                snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl), prof=rb, k=(s0, s1))
+
+
+def _shadow_tip(fr, tip, u, um):
+    """Where the needle's acoustic shadow ends, as a point on the axis, or None.
+
+    A needle shadows the tissue below it along the beams (vertical here: a linear probe). Its
+    tip ends the shadow, even where the shaft's own echo has faded into the speckle. Below the
+    shaft's visible end (1.5 to 6 mm deeper), the column means of the image step from dark
+    (shadow) to bright (tissue) at the tip's lateral position; the step is found as the
+    position maximising the difference of the means of 1 mm windows on either side, and kept
+    when it is significant (z > _SHADOW_Z on the noise of the column means), lies 0.3 to 4 mm
+    beyond the visible end along the axis, and the shadow is seen along the shaft too."""
+    dz, dx = fr.g.spacing_mm
+    sx = 1.0 if u[0] > 0 else -1.0
+    xt, zt = float(tip[0]), float(tip[1])
+    r0, r1 = int(round(zt + 1.5 / dz)), int(round(zt + 6.0 / dz))
+    half = int(round(5.0 / dx))
+    c0, c1 = int(round(xt)) - half, int(round(xt)) + half
+    if r0 >= fr.R or r1 - r0 < 5:
+        return None
+    r1 = min(r1, fr.R)
+    c0, c1 = max(c0, 0), min(c1, fr.C)
+    if c1 - c0 < 10:
+        return None
+    blk = fr.img[r0:r1, c0:c1]
+    if fr.c.xp is not np:
+        blk = fr.c.xp.asnumpy(blk)
+    col = np.asarray(blk, np.float64).mean(axis=0) * fr.scale
+    if sx < 0:
+        col = col[::-1]
+    w = max(int(round(1.0 / dx)), 3)
+    n = len(col)
+    if n < 2 * w + 2:
+        return None
+    S = np.concatenate(([0.0], np.cumsum(col)))
+    t = np.arange(w, n - w + 1)
+    D = (S[t + w] - S[t]) / w - (S[t] - S[t - w]) / w  # dark before (shadow), bright after
+    i = int(np.argmax(D))
+    d = np.diff(col)
+    noise = 1.4826 * _med(np.abs(d - _med(d))) / math.sqrt(2) + 1e-9
+    if D[i] / (noise * math.sqrt(2.0 / w)) < _SHADOW_Z:
+        return None
+    edge = t[i] - 0.5
+    x_edge = (c0 + edge) if sx > 0 else (c1 - 1 - edge)
+    # along the axis, from the visible end to the edge's column
+    ahead_px = (x_edge - xt) / u[0]
+    ahead_mm = ahead_px * math.hypot(u[0] * dx, u[1] * dz)
+    if not 0.3 <= ahead_mm <= 4.0:
+        return None
+    return np.asarray(tip, np.float64) + ahead_px * np.asarray(u, np.float64)
+
+
+def _faint_between(cand, new_tip, px):
+    """Whether the shaft's contrast profile stays above its background between the visible end
+    and new_tip (a faded, not a missing, end of the shaft): the mean over that stretch against
+    the median and MAD of the profile beyond it, z > _FAINT_Z."""
+    rb = cand["prof"]
+    s1 = cand["k"][1]
+    a = int(round(float(np.dot(np.asarray(new_tip) - cand["entry"], cand["u"]))))
+    b0 = a + int(round(0.5 / px))
+    far = rb[b0:]
+    if a - s1 < 2 or len(far) < int(round(2.0 / px)):
+        return False
+    mb = _med(far)
+    sb = 1.4826 * _med(np.abs(far - mb)) + 1e-9
+    n_eff = max((a - s1) * px / _CORR_MM, 1.0)
+    return (float(np.mean(rb[s1:a])) - mb) / sb * math.sqrt(n_eff) > _FAINT_Z
 
 
 def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=None, scale="display",
@@ -816,13 +911,17 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     _side(fn, side)
     lo, hi = _angle_range(fn, angle_range_deg)
     call = Call(fn, img, backend, stream)
-    x = call.input("img", img, _IMG, ndim=(2,), check_finite=check_finite)
+    # NaN and Inf survive the box decimation, so they are looked for on the decimated image
+    # (a quarter of the work); the full check then names them
+    x = call.input("img", img, _IMG, ndim=(2,), check_finite=False)
     g = _geometry(fn, geometry, x.shape)
     roi_px = _roi(fn, roi, g, x.shape)
     disp = _display(call, x, scale, dr, fn)
     f = _factor(g.spacing_mm, None, fn)
     intervals = _intervals_px(lo, hi, side, g.spacing_mm)
-    resp, orient, _ = _enhance(call, disp, g.spacing_mm, f, intervals, _SCALE_MM)
+    resp, orient, xd = _enhance(call, disp, g.spacing_mm, f, intervals, _SCALE_MM)
+    if check_finite and x.dtype != np.uint8 and not bool(call.xp.isfinite(xd).all()):
+        _arrays.check_input(fn, "img", x, _IMG, ndim=(2,), check_finite=True)
     RW, CW = resp.shape
     grid = _grid((RW, CW))
     th = grid.theta
@@ -841,6 +940,8 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     fr = _Frame(call, disp, g, roi_px, (lo, hi), None)
     best = None
     for ia, ir, votes in _peaks(np.asarray(acc, np.float64), prior, _MAX_CANDIDATES):
+        if best is not None and best["valid"] and best["snr"] >= 2.0 * DETECTION_SNR:
+            break  # a clear needle already: weaker peaks cannot win
         t = math.radians(grid.theta0 + ia * grid.dtheta)
         rho = grid.rho0 + ir * grid.drho
         u = np.array([math.cos(t), math.sin(t)])
@@ -860,6 +961,11 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
             best = cand
     if best is None:
         return NeedleEstimate(found=False, confidence=0.0, extra={"candidates": 0})
+    if _SHADOW_Z > 0:
+        st = _shadow_tip(fr, best["tip"], best["u"], best["um"])
+        if st is not None and _faint_between(best, st, fr.px):
+            best["tip_shaft"] = best["tip"]
+            best["tip"] = st
     return _estimate(best, g)
 
 
@@ -871,7 +977,8 @@ def _estimate(b, g):
         conf = min(conf, 0.49)
     extra = {"snr": b["snr"], "snr_side": b["snr_side"], "snr_line": b["snr_line"],
              "snr_lower": b["snr_lower"],
-             "votes": b["votes"], "sagitta_mm": b["sagitta_mm"], "shaft_length_mm": b["length_mm"]}
+             "votes": b["votes"], "sagitta_mm": b["sagitta_mm"], "shaft_length_mm": b["length_mm"],
+             "valid": b["valid"]}
     if not found:
         return NeedleEstimate(found=False, confidence=conf, extra=extra)
     tip, start, entry = b["tip"], b["start"], b["entry"]
