@@ -3,9 +3,10 @@ measured against the simulator's truth.
 
 The needle-localisation targets are median tip error <= 0.3 mm, p95 <= 1.0 mm, median angle
 error <= 0.5 deg, p95 <= 2 deg and detection >= 99 % of the frames with >= 5 mm visible. On the
-demo's sequence the detector meets the angle targets (measured 0.02 / 0.15 deg) but not yet the
-tip and detection ones (measured 0.66 mm median, 4.1 mm p95, 98.7 %): the assertions below hold
-it at those measured levels so that it cannot regress, and tracking must lower the tip RMSE.
+demo's sequence (RF through the whole chain) the detector meets the angle targets (measured 0.02 /
+0.14 deg) but not yet the tip and detection ones (measured 0.52 mm median, 1.52 mm p95, 98.7 %):
+the assertions below hold it at those measured levels so that it cannot regress, and tracking
+must lower the tip RMSE (measured 0.74 -> 0.70 mm).
 """
 import json
 import time
@@ -39,7 +40,7 @@ def test_demo_outputs_and_accuracy(tmp_path, capsys):
     assert acc["angle_error_p95_deg"] <= 2.0, acc         # target met
     assert acc["detection_rate"] >= 0.97, acc             # target 0.99: not yet
     assert acc["tip_error_median_mm"] <= 0.8, acc         # target 0.3 mm: not yet
-    assert acc["tip_error_p95_mm"] <= 5.0, acc            # target 1.0 mm: not yet
+    assert acc["tip_error_p95_mm"] <= 2.5, acc            # target 1.0 mm: not yet
     trk = m["accuracy"]["tracked"]
     assert trk["tip_error_rmse_mm"] <= acc["tip_error_rmse_mm"], (trk, acc)
     assert elapsed < 60, f"the demo took {elapsed:.1f} s"
