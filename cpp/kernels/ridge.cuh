@@ -70,6 +70,23 @@ USFAST_HD float box_decimate_px(const T* x, usf_i64 rs, int R, int C, int r, int
   return acc * scale / (float)((r1 - r0) * (c1 - c0));
 }
 
+// Row form of box_decimate_px for factor 2 and full blocks (output columns [0, n) whose block
+// lies inside the row pair x0, x1): the same sum in the same order, as a vector loop on the CPU.
+template <class T>
+USFAST_HD void box_decimate2_row(const T* x0, const T* x1, int n, float scale, float* y) {
+#if !defined(__CUDACC__)
+#pragma omp simd
+#endif
+  for (int c = 0; c < n; ++c) {
+    float acc = 0.f;
+    acc += ridge_load(x0 + 2 * c);
+    acc += ridge_load(x0 + 2 * c + 1);
+    acc += ridge_load(x1 + 2 * c);
+    acc += ridge_load(x1 + 2 * c + 1);
+    y[c] = acc * scale / (float)4;
+  }
+}
+
 // ---- separable Gaussian derivatives ----------------------------------------------------------
 // Rows pass at column c of one row x: the three convolutions along x with g0, g1, g2 (taps: 3
 // consecutive arrays of 2*rad+1 values). The _direct form needs rad <= c < C - rad.
@@ -234,16 +251,12 @@ USFAST_HD void ridge_combine(float* resp, float* orient, ridge_out v, int first)
 // linearly to 0 over `soft_deg` outside. An interval with lo > hi is unused.
 USFAST_HD float needle_angle_weight(float th, float lo0, float hi0, float lo1, float hi1,
                                     float inv_soft) {
-  float w = 0.f;
-  if (lo0 <= hi0) {
-    const float d = th < lo0 ? lo0 - th : (th > hi0 ? th - hi0 : 0.f);
-    w = fmax_(w, 1.f - d * inv_soft);
-  }
-  if (lo1 <= hi1) {
-    const float d = th < lo1 ? lo1 - th : (th > hi1 ? th - hi1 : 0.f);
-    w = fmax_(w, 1.f - d * inv_soft);
-  }
-  return fmax_(w, 0.f);
+  // branch-free (max of differences, 0/1 factors) so that the CPU loop vectorises
+  const float d0 = fmax_(fmax_(lo0 - th, th - hi0), 0.f);
+  const float d1 = fmax_(fmax_(lo1 - th, th - hi1), 0.f);
+  const float w0 = (float)(lo0 <= hi0) * fmax_(1.f - d0 * inv_soft, 0.f);
+  const float w1 = (float)(lo1 <= hi1) * fmax_(1.f - d1 * inv_soft, 0.f);
+  return fmax_(w0, w1);
 }
 
 // Needle enhancement at one pixel: ridge strength r times the angle-prior weight, boosted where
@@ -252,7 +265,7 @@ USFAST_HD float needle_angle_weight(float th, float lo0, float hi0, float lo1, f
 // gain 0 leaves the temporal factor at 1.
 USFAST_HD float needle_enhance_px(float r, float th, float img, float bg, float lo0, float hi0,
                                   float lo1, float hi1, float inv_soft, float gain, float inv_ref) {
-  const float t = clampf((img - bg) * inv_ref, 0.f, 1.f);
+  const float t = fmin_(fmax_((img - bg) * inv_ref, 0.f), 1.f);
   return r * needle_angle_weight(th, lo0, hi0, lo1, hi1, inv_soft) * (1.f + gain * t);
 }
 

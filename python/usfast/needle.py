@@ -654,6 +654,43 @@ def _bright_segment(c):
     return k0, k1
 
 
+def _outside_fov(c, xd, resp, sigma):
+    """Mask of the working grid near pixels outside the field of view (None if there are none),
+    where the response is zeroed.
+
+    A scan-converted sector (usfast.ScanConverter) is 0 outside the field of view; its straight
+    edges are one-sided ridges at needle-like angles. Outside is where a row or a column starts
+    or ends with a run of exact zeros (an anechoic vessel inside the image is not outside), grown
+    by the Hessian's reach."""
+    xp = c.xp
+    nz = xd > 0
+    if bool(nz.all()):
+        return None
+    R, C = nz.shape
+    out = xp.zeros(nz.shape, bool)
+    for ax, n in ((1, C), (0, R)):
+        any_ = nz.any(axis=ax)
+        first = xp.argmax(nz, axis=ax)
+        last = n - 1 - xp.argmax(xp.flip(nz, axis=ax), axis=ax)
+        idx = xp.arange(n)
+        if ax == 1:
+            o = (idx[None, :] < first[:, None]) | (idx[None, :] > last[:, None]) | ~any_[:, None]
+        else:
+            o = (idx[:, None] < first[None, :]) | (idx[:, None] > last[None, :]) | ~any_[None, :]
+        out |= o
+    if not bool(out.any()):
+        return None
+    m = out.copy()
+    for _ in range(int(math.ceil(3.0 * sigma)) + 1):
+        m[1:] |= out[:-1]
+        m[:-1] |= out[1:]
+        m[:, 1:] |= out[:, :-1]
+        m[:, :-1] |= out[:, 1:]
+        out = m.copy()
+    resp[m] = 0.0
+    return m
+
+
 def _drop(c, k, w, wr, lo, hi):
     """Change point of the tip near k: the t in [k - lo, k + hi] maximising the drop
     mean(c[t-w:t]) - mean(c[t:t+wr]) (a two-segment test on local windows; the longer window
@@ -774,6 +811,14 @@ def _evaluate(fr, p, u):
     s0, s1 = _bright_segment(rb)
     if s1 - s0 < 2:
         return None
+    # a shaft along the edge of the field of view (a scan-converted sector) is that edge
+    fov_edge, f = fr.work
+    if fov_edge is not None:
+        pts = e0[None, :] + np.arange(s0, s1, f)[:, None] * u2[None, :]
+        cw = np.clip(np.rint((pts[:, 0] - (f - 1) / 2) / f).astype(int), 0, fov_edge.shape[1] - 1)
+        rw = np.clip(np.rint((pts[:, 1] - (f - 1) / 2) / f).astype(int), 0, fov_edge.shape[0] - 1)
+        if np.mean(fov_edge[rw, cw]) > 0.25:
+            return None
     w = max(int(round(_STEP_MM / px)), 2)
     s1 = _drop(rb, s1, w, int(round(_AFTER_MM / px)), int(round(4.0 / px)),
                int(round(2.0 / px)))
@@ -794,7 +839,7 @@ def _evaluate(fr, p, u):
         return float((_med(v[s0:s1]) - mo) / so * math.sqrt(n_seg / tau))
 
     return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, start=e0 + s0 * u2,
-                length_mm=(s1 - s0) * px if True else 0.0, sagitta_mm=sagitta,
+                length_mm=(s1 - s0) * px, sagitta_mm=sagitta,
                 snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl), prof=rb, k=(s0, s1))
 
 
@@ -883,26 +928,33 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
 
     Method:
     1. Enhancement (:func:`needle_enhance`): ridge strength on a ~0.16 mm box-decimated grid,
-       gated by the angle prior.
+       gated by the angle prior. Near the edge of the field of view of a scan-converted sector
+       (exact zeros reaching the image border) the response is zeroed.
     2. Line accumulator in the core (kernels/hough.cuh): the strongest 3 % of the enhanced
        pixels vote for (theta, rho) at 1 degree x 1 working pixel, each within 5 degrees of its
        own orientation (weight: response x agreement), only at angles the prior allows.
-    3. For the highest peaks: at full resolution, a band along the line is sampled (kernels/
-       linefilter.cuh); the peak of the cross profile in 1 mm blocks along the bright stretch
-       gives points that a robust (reweighted, 3-sigma trimmed) weighted least-squares line fit
-       turns into the axis. The angle is measured in mm.
-    4. Tip: along the refined axis, the bright stretch of the profile (maximum-sum run above a
-       level between shaft and background) and then the change point where the profile drops
-       for good: the position maximising the difference of the means of 0.6 mm windows before
-       and after (searched from 4 mm before to 2 mm after the stretch's end).
-    5. Decision: the shaft must be straight (sagitta <= 0.25 mm), at least 4 mm long, inside
-       the angle prior and the ROI; its detection statistic is the smaller of two robust SNRs
-       (shaft against the rest of its line, and against the band beside it) times the square
-       root of its effective sample count. ``confidence = 1 / (1 + exp(-(snr - DETECTION_SNR)))``;
-       ``found`` when it is at least 0.5. DETECTION_SNR is calibrated on needle-free
-       sequences (fascia, vessels, speckle) to keep false detections at or below 1 %.
-    The tip is where the needle is seen to end: a tip that fades into the tissue is placed
-    where it becomes indistinguishable from speckle.
+    3. For the highest peaks (up to 4, above half the highest): at full resolution, a band
+       along the line is sampled (kernels/linefilter.cuh); the peak of the cross profile in 1 mm
+       blocks along the bright stretch gives points that a robust (reweighted, 3-sigma trimmed)
+       weighted least-squares line fit turns into the axis. The angle is measured in mm.
+    4. Tip: along the refined axis, the profile of the line's contrast over both its sides
+       (tissue brightness changes cancel); its bright stretch is the run with most samples above
+       a level midway between shaft and background (a sign test, iterated); then the change
+       point where the profile drops for good: the position maximising the mean of the 0.6 mm
+       before minus the mean of the 1.5 mm after (searched from 4 mm before to 2 mm after the
+       stretch's end). When the needle's acoustic shadow (below it, along vertical beams) ends
+       significantly further on and a faint continuation of the shaft is seen up to there, the
+       tip moves to where the shadow ends (a tip that fades into the speckle).
+    5. Decision: the shaft must be straight (sagitta <= 0.4 mm), at least 3 mm long, inside
+       the angle prior and the ROI; its detection statistic is the smallest of three robust
+       SNRs (the shaft against the rest of its line, and against the bands on either side)
+       times the square root of its effective sample count (0.3 mm of speckle correlation).
+       ``confidence = 1 / (1 + exp(-(snr - DETECTION_SNR)))``; ``found`` when it is at least
+       0.5. DETECTION_SNR is set on needle-free simulated sequences (fascia, vessels, speckle)
+       for at most 1 % false detections (benchmarks/needle_accuracy.md).
+    ``extra`` carries the statistics (snr, snr_side, snr_lower, snr_line, votes, sagitta_mm,
+    shaft_length_mm, valid) and, when found, ``start_px``/``start_mm`` (the visible shaft's
+    proximal end) and ``axis_px`` (entry point and unit direction in pixels).
     """
     fn = "locate_needle"
     if scale not in _SCALES:
@@ -922,6 +974,7 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     resp, orient, xd = _enhance(call, disp, g.spacing_mm, f, intervals, _SCALE_MM)
     if check_finite and x.dtype != np.uint8 and not bool(call.xp.isfinite(xd).all()):
         _arrays.check_input(fn, "img", x, _IMG, ndim=(2,), check_finite=True)
+    fov_edge = _outside_fov(call, xd, resp, _SCALE_MM / (f * min(g.spacing_mm)))
     RW, CW = resp.shape
     grid = _grid((RW, CW))
     th = grid.theta
@@ -937,7 +990,9 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     acc = _hough(call, resp, orient, grid, prior, thr, vbox)
     if call.xp is not np:
         acc = call.xp.asnumpy(acc)
-    fr = _Frame(call, disp, g, roi_px, (lo, hi), None)
+    if fov_edge is not None and call.xp is not np:
+        fov_edge = call.xp.asnumpy(fov_edge)
+    fr = _Frame(call, disp, g, roi_px, (lo, hi), (fov_edge, f))
     best = None
     for ia, ir, votes in _peaks(np.asarray(acc, np.float64), prior, _MAX_CANDIDATES):
         if best is not None and best["valid"] and best["snr"] >= 2.0 * DETECTION_SNR:

@@ -1,5 +1,12 @@
 // CPU launchers for needle enhancement and the line accumulator (kernels/ridge.cuh,
 // kernels/linefilter.cuh, kernels/hough.cuh).
+//
+// Floating-point exceptions are never unmasked here, so let gcc evaluate both arms of a select:
+// without this it keeps branches (and scalar loops) wherever a product or quotient would only be
+// needed on one side. Set before any include so that every function of this file agrees.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -20,8 +27,13 @@ void box_decimate(Image<const T> img, Image<float> out, int factor, float scale)
   parallel_rows(out.frames, out.rows, [&](int64_t f, int64_t r) {
     const T* x = img.data + f * img.frame_stride;
     float* y = &out.at(f, r, 0);
-#pragma omp simd
-    for (int64_t c = 0; c < CO; ++c)
+    int64_t c0 = 0;
+    if (factor == 2 && 2 * r + 1 < R) {  // full 2x2 blocks in row form
+      c0 = C / 2;
+      k::box_decimate2_row(x + 2 * r * img.row_stride, x + (2 * r + 1) * img.row_stride, (int)c0,
+                           scale, y);
+    }
+    for (int64_t c = c0; c < CO; ++c)
       y[c] = k::box_decimate_px(x, img.row_stride, R, C, (int)r, (int)c, factor, scale);
   });
 }
@@ -144,12 +156,13 @@ void band_sample(Image<const T> img, Image<float> band, const float* params, flo
   const int R = (int)img.rows, C = (int)img.cols, W = (int)band.cols;
   parallel_rows(band.frames, band.rows, [&](int64_t f, int64_t t) {
     const T* x = img.data + f * img.frame_stride;
-    const float* p = params + 4 * f;
+    const float x0 = params[4 * f], z0 = params[4 * f + 1];
+    const float ux = params[4 * f + 2], uz = params[4 * f + 3];
+    const int64_t rs = img.row_stride;
     float* b = &band.at(f, t, 0);
 #pragma omp simd
     for (int w = 0; w < W; ++w)
-      b[w] = k::band_sample_px(x, img.row_stride, R, C, (int)t, w, W, p[0], p[1], p[2], p[3], dt,
-                               dw, scale);
+      b[w] = k::band_sample_px(x, rs, R, C, (int)t, w, W, x0, z0, ux, uz, dt, dw, scale);
   });
 }
 template void band_sample<float>(Image<const float>, Image<float>, const float*, float, float,
