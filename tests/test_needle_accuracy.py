@@ -103,7 +103,9 @@ VARIANTS = {
         lambda s: dict(look=_look(s, f0_mhz=15.0, bandwidth=0.9)),
     "sparse scatterers (1.5 per resolution cell)":
         lambda s: dict(phantom=_phantom(s, density=1.5)),
-    "narrow dynamic range (35 dB)":
+    "narrow dynamic range (35 dB, gain +15 dB)":
+        lambda s: dict(look=_look(s, dynamic_range_db=35.0, gain_db=15.0)),
+    "narrow dynamic range (35 dB, tissue below it)":
         lambda s: dict(look=_look(s, dynamic_range_db=35.0)),
     "wide dynamic range (90 dB)":
         lambda s: dict(look=_look(s, dynamic_range_db=90.0)),
@@ -205,9 +207,10 @@ def test_false_positives_on_needle_free_frames(needle_free):
 def test_robust_to_looks_outside_the_defaults(name):
     """Detection >= 95 % and tip median <= 0.5 mm on looks outside the defaults, except three
     where the detector measures lower today (held at those levels, targets not met): a wide
-    3.5 MHz PSF (90.7 %, 0.51 mm), a narrow 35 dB dynamic range (58.1 %: the needle saturates
-    and the shaft's contrast statistic falls below the decision threshold) and a faint 14 dB
-    needle (93.0 %)."""
+    3.5 MHz PSF (93.0 %, 0.39 mm), tissue shown entirely below a 35 dB display range (88.4 %:
+    only the needle and fascia remain, and the shaft's contrast statistic against black falls
+    below the decision threshold; with the gain raised so that tissue shows, 100 %) and a faint
+    14 dB needle (93.0 %)."""
     det_min, tip_max = BELOW_TARGET.get(name, (0.95, 0.5))
     s = summarise(variant_rows(name, range(3000, 3008)))
     assert s["detection"] >= det_min, s
@@ -216,8 +219,8 @@ def test_robust_to_looks_outside_the_defaults(name):
 
 
 BELOW_TARGET = {  # (detection floor, tip median ceiling) as measured
-    "wide PSF (3.5 MHz, low bandwidth, wide aperture)": (0.88, 0.6),
-    "narrow dynamic range (35 dB)": (0.55, 0.5),
+    "wide PSF (3.5 MHz, low bandwidth, wide aperture)": (0.90, 0.5),
+    "narrow dynamic range (35 dB, tissue below it)": (0.85, 0.5),
     "faint needle (14 dB)": (0.90, 0.5),
 }
 

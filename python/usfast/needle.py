@@ -538,7 +538,8 @@ _BLOCK_MM = 1.0         # blocks along the axis for the cross-profile peaks
 _STEP_MM = 0.6          # window before the tip in its step test
 _AFTER_MM = 1.5         # window after the tip (the drop must be for good)
 _CORE_PX = 1            # the core of the refined band: +-1 pixel
-_SIDE_PX = (4, 7)       # the side band (the side away from comet tail and shadow)
+_SIDE_PX = (4, 7)       # side bands (pixels off the axis; pushed out for a wide line)
+_WIDE_MIN_PX = 5        # a shaft this wide (half-maximum half-width) pushes the side bands out
 _CORR_MM = 0.3          # speckle correlation length along the axis (samples per independent one)
 _MIN_LEN_MM = 3.0       # shortest shaft reported
 _MAX_SAGITTA_MM = 0.4   # straightness: sagitta of a parabola through the shaft
@@ -661,7 +662,7 @@ def _outside_fov(c, xd, resp, sigma):
     A scan-converted sector (usfast.ScanConverter) is 0 outside the field of view; its straight
     edges are one-sided ridges at needle-like angles. Outside is where a row or a column starts
     or ends with a run of exact zeros (an anechoic vessel inside the image is not outside), grown
-    by the Hessian's reach."""
+    by the Hessian's reach; nothing is outside when zeros are common inside too."""
     xp = c.xp
     nz = xd > 0
     if bool(nz.all()):
@@ -679,6 +680,11 @@ def _outside_fov(c, xd, resp, sigma):
             o = (idx[:, None] < first[None, :]) | (idx[:, None] > last[None, :]) | ~any_[None, :]
         out |= o
     if not bool(out.any()):
+        return None
+    # an image whose tissue is black (below the display range) is not a sector: zeros are
+    # everywhere there, not only outside
+    inside = ~out
+    if float((inside & ~nz).sum()) > 0.1 * max(float(inside.sum()), 1.0):
         return None
     m = out.copy()
     for _ in range(int(math.ceil(3.0 * sigma)) + 1):
@@ -797,10 +803,26 @@ def _evaluate(fr, p, u):
     tr2 = _clip_line(q0, u2, fr.box)
     if tr2 is None:
         return None
-    b2, e0 = fr.band(q0, u2, tr2[0], tr2[1], _SIDE_PX[1])
+    # side bands beyond the line's own width (a wide point-spread function widens it): the
+    # half-maximum half-width of the shaft's mean cross profile, aligned on the block peaks
+    a, z = _SIDE_PX
+    shift = np.rint(wpos[k0:k1]).astype(int)
+    rows_ok = np.abs(shift) <= (W - 1) // 2 - 1
+    if rows_ok.sum() >= 2:
+        Bk = B[k0:k1][rows_ok]
+        idx = np.clip(np.arange(W)[None, :] + shift[rows_ok][:, None], 0, W - 1)
+        cp = np.take_along_axis(Bk, idx, axis=1).mean(axis=0)
+        c_mid = (W - 1) // 2
+        half = 0.5 * (cp[c_mid] + _med(cp))
+        hw, hw_max = 1, min(c_mid, int(round(0.5 / px)))
+        while hw < hw_max and (cp[c_mid - hw] > half or cp[c_mid + hw] > half):
+            hw += 1
+        if hw >= _WIDE_MIN_PX:
+            a = max(a, int(math.ceil(1.5 * hw)))
+            z = max(z, a + 3)
+    b2, e0 = fr.band(q0, u2, tr2[0], tr2[1], z)
     mid = (b2.shape[1] - 1) // 2
     prof = b2[:, mid - _CORE_PX:mid + _CORE_PX + 1].mean(axis=1)
-    a, z = _SIDE_PX
     upper = b2[:, mid + a:mid + z + 1] if u2[0] > 0 else b2[:, mid - z:mid - a + 1]
     lower = b2[:, mid - z:mid - a + 1] if u2[0] > 0 else b2[:, mid + a:mid + z + 1]
     r = prof - upper.mean(axis=1)
