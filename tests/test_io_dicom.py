@@ -13,6 +13,7 @@ from pydicom.uid import (ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGLSLossles
 
 from usfast import InputError  # noqa: E402
 from usfast.io import luma, open_input  # noqa: E402
+from usfast.io.dicom import SPACING_FROM_REGIONS, US_REGIONS_TAG  # noqa: E402
 
 US_MULTI = "1.2.840.10008.5.1.4.1.1.3.1"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -63,7 +64,7 @@ def make_dicom(path, pixels, *, photometric="MONOCHROME2", modality="US", region
     ds.HighBit = ds.BitsStored - 1
     ds.PixelRepresentation = 0
     if regions is not None:
-        ds.SequenceOfUltrasoundRegions = regions
+        ds.add_new(US_REGIONS_TAG, "SQ", regions)  # Sequence of Ultrasound Regions
     for k, v in attrs.items():
         setattr(ds, k, v)
     if not no_pixels:
@@ -91,7 +92,7 @@ def test_single_frame_region_spacing_and_crop(tmp_path):
     np.testing.assert_array_equal(frames[0], px[0, 8:36, 5:45].astype(np.float32) / 255)
     assert frames.dtype == np.float32
     md = s.metadata
-    assert md["modality"] == "US" and md["spacing_source"] == "SequenceOfUltrasoundRegions"
+    assert md["modality"] == "US" and md["spacing_source"] == SPACING_FROM_REGIONS
     assert md["region"]["bounds_x0_y0_x1_y1"] == [5, 8, 44, 35]
     assert len(md["sha256"]) == 64
     json.dumps(md)

@@ -2,7 +2,7 @@
 
 - Only ultrasound: ``Modality`` must be ``US`` (or, where Modality is absent, the SOP class an
   ultrasound one); anything else is an :class:`InputError` naming the modality.
-- Pixel size from ``SequenceOfUltrasoundRegions`` only, never from ``PixelSpacing``: among the
+- Pixel size from the Sequence of Ultrasound Regions (0018,6011) only, never from ``PixelSpacing``: among the
   regions with ``RegionSpatialFormat`` 1 (2-D), ``RegionDataType`` 1 (tissue) and
   ``PhysicalUnitsXDirection``/``YDirection`` 3 (cm), the largest is used; frames are cropped to
   its ``RegionLocationMinX0..MaxX1`` x ``MinY0..MaxY1`` (inclusive) and
@@ -83,12 +83,17 @@ def _num(v):
     return f if math.isfinite(f) else None
 
 
+US_REGIONS_TAG = 0x00186011  # Sequence of Ultrasound Regions
+SPACING_FROM_REGIONS = "ultrasound regions (0018,6011)"
+
+
 def _pick_region(ds, rows, cols):
     """The largest 2-D tissue region in cm, as a dict, or None; plus notes on what was skipped."""
-    seq = ds.get("SequenceOfUltrasoundRegions")
+    elem = ds.get(US_REGIONS_TAG)
+    seq = None if elem is None else elem.value
     best, notes = None, []
     if not seq:
-        return None, ["no SequenceOfUltrasoundRegions"]
+        return None, ["no Sequence of Ultrasound Regions"]
     for k, r in enumerate(seq):
         fmt, typ = r.get("RegionSpatialFormat"), r.get("RegionDataType")
         ux, uy = r.get("PhysicalUnitsXDirection"), r.get("PhysicalUnitsYDirection")
@@ -236,12 +241,12 @@ class DicomSource(Source):
                 md["file_spacing_mm"] = list(file_spacing)
         elif file_spacing is not None:
             spacing = file_spacing
-            md["spacing_source"] = "SequenceOfUltrasoundRegions"
+            md["spacing_source"] = SPACING_FROM_REGIONS
         else:
             raise fail(FUNC, "spacing_mm",
                        "the pixel spacing in mm as (dz, dx) (command line: --spacing-mm DZ DX), "
-                       "because the DICOM has no usable ultrasound region (SequenceOfUltrasoundRegions "
-                       "with a 2-D tissue region in cm; PixelSpacing is not used)",
+                       "because the DICOM has no usable ultrasound region (Sequence of "
+                       "Ultrasound Regions with a 2-D tissue region in cm; PixelSpacing is not used)",
                        f"none for {path!r} ({'; '.join(notes)})")
         shape = (rows, cols) if self._crop is None else (self._crop[1] - self._crop[0],
                                                           self._crop[3] - self._crop[2])
