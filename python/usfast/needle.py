@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import numpy as np
 
 from . import _arrays
 from ._dispatch import Call, f32, frames_of, i32, i64
+from .bmode import _num
 from ._errors import fail
 from .estimate import NeedleEstimate
 from .geometry import ImageGeometry
@@ -42,20 +42,7 @@ _SFX = {"float32": "f32", "uint8": "u8"}
 _MEASURES = {"frangi": ref.RIDGE_FRANGI, "strength": ref.RIDGE_STRENGTH}
 
 
-# ---- parameter checks ---------------------------------------------------------------------------
-def _num(func, name, v, lo=None, hi=None, lo_open=False, hi_open=False):
-    if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
-        raise fail(func, name, "a number", repr(v))
-    v = float(v)
-    if not math.isfinite(v):
-        raise fail(func, name, "a finite number", v)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise fail(func, name, f"a value {'>' if lo_open else '>='} {lo:g}", v)
-    if hi is not None and (v > hi or (hi_open and v == hi)):
-        raise fail(func, name, f"a value {'<' if hi_open else '<='} {hi:g}", v)
-    return v
-
-
+# ---- parameter checks (numbers: bmode._num, shared with speckle) --------------------------------
 def _geometry(func, geometry, shape):
     if geometry is None:
         raise fail(func, "geometry", "the image's usfast.ImageGeometry (spacing and origin in mm)")
