@@ -19,6 +19,10 @@ static void def_rf_ops(py::module_& m, const char* sfx) {
     demodulate<T>(x, y, cptr<float>(h), n, dec, cptr<cfloat>(mix), exec(d, st)); }, USFAST_NOGIL);
   m.def(("envelope_rf_" + s).c_str(), [](Image<const T> x, Image<float> y, u h, int n, int d, u st) {
     envelope_rf<T>(x, y, cptr<float>(h), n, exec(d, st)); }, USFAST_NOGIL);
+  m.def(("envelope_log_" + s + "_f32").c_str(), [](Image<const T> x, Image<float> y, u h, int n, u ir, float g, float dr, int d, u st) {
+    envelope_log<T, float>(x, y, cptr<float>(h), n, cptr<float>(ir), g, dr, exec(d, st)); }, USFAST_NOGIL);
+  m.def(("envelope_log_" + s + "_u8").c_str(), [](Image<const T> x, Image<uint8_t> y, u h, int n, u ir, float g, float dr, int d, u st) {
+    envelope_log<T, uint8_t>(x, y, cptr<float>(h), n, cptr<float>(ir), g, dr, exec(d, st)); }, USFAST_NOGIL);
   m.def(("bmode_" + s + "_f32").c_str(), [](Image<const T> x, Image<float> y, u h, int n, int dec, u mix, u ir, float g, float dr, int d, u st) {
     bmode<T, float>(x, y, cptr<float>(h), n, dec, cptr<cfloat>(mix), cptr<float>(ir), g, dr, exec(d, st)); }, USFAST_NOGIL);
   m.def(("bmode_" + s + "_u8").c_str(), [](Image<const T> x, Image<uint8_t> y, u h, int n, int dec, u mix, u ir, float g, float dr, int d, u st) {

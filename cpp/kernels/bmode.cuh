@@ -60,13 +60,30 @@ USFAST_HD cf32 demod_px(const T* x, usf_i64 rs, int R, int m, int c, const float
   return acc;
 }
 
-// Envelope of real RF through an FIR Hilbert transformer (antisymmetric, odd length, centre
-// tap at d = (ntaps-1)/2, delay compensated): env = sqrt(x^2 + H{x}^2).
-USFAST_HD float analytic_mag(float i, float q) { return fsqrt(i * i + q * q); }
+// Envelope of real RF through an FIR Hilbert transformer (type III: odd length, antisymmetric
+// about the centre tap d = (ntaps-1)/2, h[d] = 0), delay compensated: env = sqrt(x^2 + H{x}^2).
+// Antisymmetry halves the work: with g[j] = h[d + j],
+//   H{x}[r] = sum_{j=1..d} g[j] (x[r - j] - x[r + j]),   samples outside [0, R) are zero.
+USFAST_HD float analytic_power(float i, float q) { return i * i + q * q; }
+USFAST_HD float analytic_mag(float i, float q) { return fsqrt(analytic_power(i, q)); }
+// V = float, or on the host a vector of floats (the same expression, eight columns at a time).
+template <class V>
+USFAST_HD void hilbert_pair_acc(V& acc, float g, V xm, V xp) { acc += g * (xm - xp); }
+template <class T>
+USFAST_HD float hilbert_q_px(const T* x, usf_i64 rs, int R, int r, int c, const float* g, int d) {
+  float acc = 0.f;
+  for (int j = 1; j <= d; ++j) {
+    const float xm = r - j >= 0 ? to_float(x[(usf_i64)(r - j) * rs + c]) : 0.f;
+    const float xp = r + j < R ? to_float(x[(usf_i64)(r + j) * rs + c]) : 0.f;
+    hilbert_pair_acc(acc, g[j], xm, xp);
+  }
+  return acc;
+}
 template <class T>
 USFAST_HD float hilbert_env_px(const T* x, usf_i64 rs, int R, int r, int c, const float* h,
                                int ntaps) {
-  return analytic_mag(to_float(x[(usf_i64)r * rs + c]), fir_axial_px(x, rs, R, r, c, h, ntaps));
+  const int d = (ntaps - 1) / 2;
+  return analytic_mag(to_float(x[(usf_i64)r * rs + c]), hilbert_q_px(x, rs, R, r, c, h + d, d));
 }
 
 USFAST_HD float magnitude(float v) { return fabs_(v); }
@@ -78,6 +95,14 @@ USFAST_HD float magnitude(cf32 v) { return fsqrt(v.re * v.re + v.im * v.im); }
 // env = 0 maps to 0: log10 gives -inf (GPU) or about -38 (host series), both clamped.
 USFAST_HD float log_compress_px(float env, float inv_ref, float gain_db, float dr_db) {
   const float db = clampf(20.f * flog10(env * inv_ref) + gain_db, -dr_db, 0.f);
+  return (db + dr_db) / dr_db;
+}
+
+// The same display value from the power p = env^2, without the square root:
+//   dB = 10 log10(p) + offset_db, offset_db = 20 log10(inv_ref) + gain_db (one per frame).
+USFAST_HD float log_offset_db(float inv_ref, float gain_db) { return 20.f * flog10(inv_ref) + gain_db; }
+USFAST_HD float log_compress_power_px(float p, float offset_db, float dr_db) {
+  const float db = clampf(10.f * flog10(p) + offset_db, -dr_db, 0.f);
   return (db + dr_db) / dr_db;
 }
 
@@ -158,6 +183,25 @@ USFAST_BMODE_FUSED(usfast_bmode_i16_u8, short, unsigned char)
   }
 USFAST_BMODE_HILBERT(usfast_envelope_rf_f32, float)
 USFAST_BMODE_HILBERT(usfast_envelope_rf_i16, short)
+
+// Envelope and log compression in one pass (display out): 10 log10(x^2 + H{x}^2).
+#define USFAST_BMODE_ENVLOG(NAME, T, O)                                                          \
+  extern "C" __global__ void NAME(const T* x, usf_i64 xfs, usf_i64 xrs, O* y, usf_i64 yfs,      \
+                                  usf_i64 yrs, int R, int C, const float* h, int ntaps,          \
+                                  const float* inv_ref, float gain_db, float dr_db) {            \
+    USFAST_PIXEL_INDEX(f, r, c, R, C);                                                           \
+    const T* xf = x + f * xfs;                                                                   \
+    const int d = (ntaps - 1) / 2;                                                               \
+    const float q = usfast::k::hilbert_q_px(xf, xrs, R, r, c, h + d, d);                        \
+    const float p = usfast::k::analytic_power(usfast::k::to_float(xf[(usf_i64)r * xrs + c]), q); \
+    usfast::k::store_display(&y[f * yfs + r * yrs + c],                                         \
+                             usfast::k::log_compress_power_px(                                  \
+                                 p, usfast::k::log_offset_db(inv_ref[f], gain_db), dr_db));     \
+  }
+USFAST_BMODE_ENVLOG(usfast_envelope_log_f32_f32, float, float)
+USFAST_BMODE_ENVLOG(usfast_envelope_log_f32_u8, float, unsigned char)
+USFAST_BMODE_ENVLOG(usfast_envelope_log_i16_f32, short, float)
+USFAST_BMODE_ENVLOG(usfast_envelope_log_i16_u8, short, unsigned char)
 
 // Envelope of IQ: |iq|.
 extern "C" __global__ void usfast_envelope_iq(const usfast::k::cf32* x, usf_i64 xfs, usf_i64 xrs,

@@ -27,21 +27,29 @@ typedef long long usf_i64;  // strides and offsets; the same spelling works for 
 namespace usfast {
 namespace k {
 
-// log10 for x >= 0 (0 gives about -38, not -inf). On the GPU the hardware log; on the host a branch-free form that the
-// compiler vectorises (libm's log10f is a scalar call): x = m 2^e with m in [1, 2),
-// ln m = 2 atanh(s), s = (m-1)/(m+1) in [0, 1/3), odd series to s^15 (error < 1e-8).
+// Bit casts between float and int (vectorisable on the host, unlike a union or memcpy loop).
+#if defined(__CUDA_ARCH__)
+USFAST_HD int float_bits(float x) { return __float_as_int(x); }
+USFAST_HD float bits_float(int i) { return __int_as_float(i); }
+#else
+USFAST_HD int float_bits(float x) { return __builtin_bit_cast(int, x); }
+USFAST_HD float bits_float(int i) { return __builtin_bit_cast(float, i); }
+#endif
+
+// log10 for x >= 0 (0 gives about -38, not -inf). On the GPU the hardware log; on the host a
+// branch-free form that the compiler vectorises (libm's log10f is a scalar call): x = m 2^e with
+// m in [sqrt(1/2), sqrt(2)), ln m = t Q(t) with t = m - 1 and Q a degree-6 polynomial fitted to
+// log1p(t)/t on that interval (error below float32 rounding: 20 log10 x within 8e-5 dB over
+// +-600 dB). No division, so it costs a handful of fused multiply-adds per value.
 USFAST_HD float log10_series(float x) {
-  union { float f; int i; } u;
-  u.f = x;
-  const int e = ((u.i >> 23) & 255) - 127;
-  u.i = (u.i & 0x007FFFFF) | 0x3F800000;
-  const float m = u.f;
-  const float s = (m - 1.f) / (m + 1.f);
-  const float s2 = s * s;
-  const float p = 1.f / 13.f + s2 * (1.f / 15.f);
-  const float ln_m = 2.f * s * (1.f + s2 * (1.f / 3.f + s2 * (0.2f + s2 * (1.f / 7.f + s2 * (
-      1.f / 9.f + s2 * (1.f / 11.f + s2 * p))))));
-  return ((float)e * 0.69314718056f + ln_m) * 0.4342944819f;
+  const int i = float_bits(x) - 0x3F3504F3;  // the bits of sqrt(1/2): exponent and mantissa
+  const int e = i >> 23;
+  const float m = bits_float((i & 0x007FFFFF) + 0x3F3504F3);
+  const float t = m - 1.f;
+  const float q = 1.0000032186508179f + t * (-0.5000196099281311f + t * (0.3330328166484833f +
+      t * (-0.24881501495838165f + t * (0.20604999363422394f + t * (-0.18900857865810394f +
+      t * 0.11825131624937057f)))));
+  return ((float)e * 0.69314718056f + t * q) * 0.4342944819f;
 }
 
 #if defined(__CUDACC__)
@@ -66,7 +74,7 @@ USFAST_HD float ffloor(float x) { return std::floor(x); }
 
 USFAST_HD float fmin_(float a, float b) { return a < b ? a : b; }
 USFAST_HD float fmax_(float a, float b) { return a > b ? a : b; }
-USFAST_HD float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+USFAST_HD float clampf(float x, float lo, float hi) { return fmin_(fmax_(x, lo), hi); }
 USFAST_HD int clampi(int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 // Input sample types: hardware delivers int16 RF, processing runs in float32.

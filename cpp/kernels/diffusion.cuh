@@ -92,15 +92,6 @@ USFAST_HD float sums_cv2(double s1, double s2, double n) {
 // produces Ci^2. Bin of v >= 0: 16 (e + 32) + m, with v = 2^e (1 + m/16 + ...), i.e. the exponent
 // and the top four mantissa bits of the float.
 #define USFAST_CV_BINS 640
-USFAST_HD int float_bits(float v) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_int(v);
-#else
-  int i;
-  std::memcpy(&i, &v, sizeof i);
-  return i;
-#endif
-}
 USFAST_HD int cv2_bin(float v) {
   const int bits = float_bits(v);
   const int b = (((bits >> 23) & 255) - 127 + 32) * 16 + ((bits >> 19) & 15);

@@ -89,6 +89,22 @@ void envelope_rf(Image<const T> rf, Image<float> env, const float* taps, int nta
                   cuda_launch::envelope_rf(rf, env, taps, ntaps, ex.stream));
 }
 
+template <class T, class O>
+void envelope_log(Image<const T> rf, Image<O> out, const float* taps, int ntaps,
+                  const float* inv_ref, float gain_db, float dynamic_range_db, const Exec& ex) {
+  const char* fn = "envelope_log";
+  check_image(fn, "rf", rf);
+  check_image(fn, "out", out);
+  require(out.same_shape(rf), fn, "out", "the shape of rf");
+  require(ntaps >= 3 && ntaps % 2 == 1, fn, "ntaps", "an odd Hilbert length >= 3");
+  check_ptr(fn, "taps", taps);
+  check_log(fn, inv_ref, dynamic_range_db, gain_db);
+  USFAST_DISPATCH(fn, ex,
+                  cpu::envelope_log(rf, out, taps, ntaps, inv_ref, gain_db, dynamic_range_db),
+                  cuda_launch::envelope_log(rf, out, taps, ntaps, inv_ref, gain_db,
+                                            dynamic_range_db, ex.stream));
+}
+
 void envelope_iq(Image<const cfloat> iq, Image<float> env, const Exec& ex) {
   const char* fn = "envelope";
   check_image(fn, "iq", iq);
@@ -128,6 +144,10 @@ void persistence(Image<const float> x, Image<float> y, const float* init, int64_
   template void demodulate<T>(Image<const T>, Image<cfloat>, const float*, int, int,        \
                               const cfloat*, const Exec&);                                   \
   template void envelope_rf<T>(Image<const T>, Image<float>, const float*, int, const Exec&); \
+  template void envelope_log<T, float>(Image<const T>, Image<float>, const float*, int,     \
+                                       const float*, float, float, const Exec&);             \
+  template void envelope_log<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int, \
+                                         const float*, float, float, const Exec&);           \
   template void bmode<T, float>(Image<const T>, Image<float>, const float*, int, int,       \
                                 const cfloat*, const float*, float, float, const Exec&);     \
   template void bmode<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int, int,   \

@@ -17,6 +17,9 @@ namespace usfast {
              const cfloat* mixer, const float* inv_ref, float gain_db, float dr_db __VA_ARGS__);  \
   template <class T>                                                                              \
   void envelope_rf(Image<const T> rf, Image<float> env, const float* taps, int ntaps __VA_ARGS__); \
+  template <class T, class O>                                                                     \
+  void envelope_log(Image<const T> rf, Image<O> out, const float* taps, int ntaps,               \
+                    const float* inv_ref, float gain_db, float dr_db __VA_ARGS__);                \
   void envelope_iq(Image<const cfloat> iq, Image<float> env __VA_ARGS__);                         \
   template <class T, class O>                                                                     \
   void log_compress(Image<const T> x, Image<O> out, const float* inv_ref, float gain_db,         \

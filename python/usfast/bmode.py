@@ -253,13 +253,24 @@ def envelope(x, *, taps=41, out=None, backend=None, stream=None, check_finite=Tr
         else:
             c.core("envelope_iq", c.desc(a), c.desc(o))
         return c.result(o)
+    hh = _hilbert(fn, taps)
+    _run_envelope_rf(c, a, o, hh)
+    return c.result(o)
+
+
+def _hilbert(fn, taps):
     n = _ntaps(fn, taps, 41)
     if n < 3:
         raise fail(fn, "taps", "an odd Hilbert length >= 3", n)
-    hh = design.hilbert_taps(n).astype(np.float32)
+    return design.hilbert_taps(n).astype(np.float32)
+
+
+def _run_envelope_rf(c, a, o, hh):
+    F, R, C = frames_of(a.shape)
+    n = len(hh)
     if c.backend == "reference":
         o[...] = ref.envelope_rf(a, hh)
-        return c.result(o)
+        return
     ht = c.table(hh)
     sfx = _SFX[a.dtype]
     if c.backend == "cupy":
@@ -268,6 +279,43 @@ def envelope(x, *, taps=41, out=None, backend=None, stream=None, check_finite=Tr
                  (a, i64(dx[4]), i64(dx[5]), o, i64(do[4]), i64(do[5]), i32(R), i32(C), ht, i32(n)))
     else:
         c.core(f"envelope_rf_{sfx}", c.desc(a), c.desc(o), c.ptr(ht), n)
+
+
+def envelope_log(rf, *, taps=41, dynamic_range_db=60.0, gain_db=0.0, reference="max",
+                 out_dtype=np.float32, out=None, backend=None, stream=None, check_finite=True):
+    """Envelope detection and log compression of real RF in one pass over memory: the same
+    display image as ``log_compress(envelope(rf, taps=taps), ...)`` without the envelope ever
+    being stored. dB = 20 log10(env / reference) + gain_db is computed as 10 log10 of the
+    power x^2 + H{x}^2 (no square root), clamped to [-dynamic_range_db, 0] and returned as
+    float32 [0, 1] or uint8.
+
+    rf: int16 or float32 ``(samples, lines)`` or a batch. reference: a fixed amplitude (one pass;
+    use this on streams) or ``"max"`` (each frame's maximum envelope: the envelope is formed
+    first, then compressed, two passes).
+    """
+    fn = "envelope_log"
+    dr, g, od = _log_params(fn, dynamic_range_db, gain_db, out_dtype)
+    c = Call(fn, rf, backend, stream)
+    a = c.input("rf", rf, _RF, check_finite=check_finite)
+    hh = _hilbert(fn, taps)
+    F, R, C = frames_of(a.shape)
+    o = c.output(out, a.shape, od)
+    if isinstance(reference, str) or c.backend == "reference":
+        env = (np.empty(a.shape, np.float64) if c.backend == "reference"
+               else c.xp.empty(a.shape, np.float32))
+        _run_envelope_rf(c, a, env, hh)
+        _run_log(c, env, o, _inv_ref(c, fn, env, reference, F), g, dr)
+        return c.result(o)
+    inv = _inv_ref(c, fn, None, reference, F)
+    ht = c.table(hh)
+    name = f"envelope_log_{_SFX[a.dtype]}_{_SFX[od]}"
+    if c.backend == "cupy":
+        dx, do = c.desc(a), c.desc(o)
+        c.launch("bmode", "usfast_" + name, R, C, F,
+                 (a, i64(dx[4]), i64(dx[5]), o, i64(do[4]), i64(do[5]), i32(R), i32(C), ht,
+                  i32(len(hh)), inv, f32(g), f32(dr)))
+    else:
+        c.core(name, c.desc(a), c.desc(o), c.ptr(ht), len(hh), c.ptr(inv), g, dr)
     return c.result(o)
 
 

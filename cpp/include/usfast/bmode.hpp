@@ -40,6 +40,13 @@ template <class T>
 void envelope_rf(Image<const T> rf, Image<float> env, const float* hilbert_taps, int ntaps,
                  const Exec& ex);
 
+// Envelope and log compression in one pass over memory: the display value of the Hilbert
+// envelope, dB = 20 log10(env * inv_ref[f]) + gain_db (computed as 10 log10 of the power, no
+// square root), clamped and mapped as in log_compress.
+template <class T, class O>
+void envelope_log(Image<const T> rf, Image<O> out, const float* hilbert_taps, int ntaps,
+                  const float* inv_ref, float gain_db, float dynamic_range_db, const Exec& ex);
+
 // Envelope of IQ: |iq|.
 void envelope_iq(Image<const cfloat> iq, Image<float> env, const Exec& ex);
 

@@ -5,6 +5,7 @@
 #include "src/bmode_launch.hpp"
 #include "src/cpu/parallel.hpp"
 
+#include <cstring>
 #include <vector>
 
 namespace usfast {
@@ -113,17 +114,108 @@ void bmode(Image<const T> rf, Image<O> out, const float* h, int ntaps, int dec,
   });
 }
 
+// ---- Hilbert envelope rows -----------------------------------------------------------------
+// Pairs of taps outside, columns inside. Interior rows (every tap inside [0, R)) run on blocks
+// of 8 x kHV columns whose accumulators are GCC vectors held in registers across the taps; the
+// edge rows and the last columns take the kernel's per-pixel form, which handles the borders.
+typedef float v8f __attribute__((vector_size(32)));
+typedef short v8s __attribute__((vector_size(16)));
+inline v8f load8(const float* p) {
+  v8f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline v8f load8(const int16_t* p) {
+  v8s v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, v8f);
+}
+
+// The nonzero taps g[j] = h[d + j], j = 1..d (a Hilbert transformer's even taps are zero).
+struct HilbertPairs {
+  std::vector<int> j;
+  std::vector<float> g;
+  int d;
+  HilbertPairs(const float* h, int ntaps) : d((ntaps - 1) / 2) {
+    for (int i = 1; i <= d; ++i)
+      if (h[d + i] != 0.f) {
+        j.push_back(i);
+        g.push_back(h[d + i]);
+      }
+  }
+};
+
+template <int NV, class T>
+inline void hilbert_q_block(const T* xf, int64_t rs, int r, int c0, const HilbertPairs& hp,
+                            float* q) {
+  v8f a[NV];
+  for (int v = 0; v < NV; ++v) a[v] = v8f{};
+  const int np = (int)hp.j.size();
+  for (int p = 0; p < np; ++p) {
+    const T* xm = xf + (int64_t)(r - hp.j[p]) * rs + c0;
+    const T* xp = xf + (int64_t)(r + hp.j[p]) * rs + c0;
+    const float g = hp.g[p];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) k::hilbert_pair_acc(a[v], g, load8(xm + 8 * v), load8(xp + 8 * v));
+  }
+  std::memcpy(q, a, sizeof a);
+}
+
+// Row r: q (the quadrature part) for every column, handed to `emit(c0, n, q)` in pieces.
+constexpr int kHV = 8;
+template <class T, class Emit>
+inline void hilbert_row(const T* xf, int64_t rs, int R, int r, int C, const float* h,
+                        const HilbertPairs& hp, const Emit& emit) {
+  alignas(32) float q[8 * kHV];
+  int c0 = 0;
+  if (r - hp.d >= 0 && r + hp.d < R) {
+    for (; c0 + 8 * kHV <= C; c0 += 8 * kHV) {
+      hilbert_q_block<kHV>(xf, rs, r, c0, hp, q);
+      emit(c0, 8 * kHV, q);
+    }
+    for (; c0 + 8 <= C; c0 += 8) {
+      hilbert_q_block<1>(xf, rs, r, c0, hp, q);
+      emit(c0, 8, q);
+    }
+  }
+  for (; c0 < C; c0 += 8) {
+    const int n = C - c0 < 8 ? C - c0 : 8;
+    for (int c = 0; c < n; ++c) q[c] = k::hilbert_q_px(xf, rs, R, r, c0 + c, h + hp.d, hp.d);
+    emit(c0, n, q);
+  }
+}
+
 template <class T>
 void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps) {
   const int R = (int)rf.rows, C = (int)rf.cols;
+  const HilbertPairs hp(h, ntaps);
   parallel_rows(env.frames, env.rows, env.cols * 8, [&](int64_t f, int64_t r) {
     const T* xf = rf.data + f * rf.frame_stride;
-    float* q = scratch(C);
-    fir_row(xf, rf.row_stride, R, (int)r, C, h, ntaps, q);
     const T* xr = xf + r * rf.row_stride;
     float* yr = &env.at(f, r, 0);
+    hilbert_row(xf, rf.row_stride, R, (int)r, C, h, hp, [&](int c0, int n, const float* q) {
 #pragma omp simd
-    for (int c = 0; c < C; ++c) yr[c] = k::analytic_mag(k::to_float(xr[c]), q[c]);
+      for (int c = 0; c < n; ++c) yr[c0 + c] = k::analytic_mag(k::to_float(xr[c0 + c]), q[c]);
+    });
+  });
+}
+
+template <class T, class O>
+void envelope_log(Image<const T> rf, Image<O> out, const float* h, int ntaps, const float* inv_ref,
+                  float gain_db, float dr_db) {
+  const int R = (int)rf.rows, C = (int)rf.cols;
+  const HilbertPairs hp(h, ntaps);
+  parallel_rows(out.frames, out.rows, out.cols * 8, [&](int64_t f, int64_t r) {
+    const T* xf = rf.data + f * rf.frame_stride;
+    const T* xr = xf + r * rf.row_stride;
+    O* yr = &out.at(f, r, 0);
+    const float off = k::log_offset_db(inv_ref[f], gain_db), dr = dr_db;
+    hilbert_row(xf, rf.row_stride, R, (int)r, C, h, hp, [&](int c0, int n, const float* q) {
+#pragma omp simd
+      for (int c = 0; c < n; ++c)
+        k::store_display(&yr[c0 + c], k::log_compress_power_px(
+                                          k::analytic_power(k::to_float(xr[c0 + c]), q[c]), off, dr));
+    });
   });
 }
 
@@ -149,10 +241,10 @@ void log_compress(Image<const T> x, Image<O> out, const float* inv_ref, float ga
   parallel_rows(out.frames, out.rows, out.cols, [&](int64_t f, int64_t r) {
     const KT* xr = reinterpret_cast<const KT*>(&x.at(f, r, 0));
     O* yr = &out.at(f, r, 0);
-    const float ir = inv_ref[f];
+    const float ir = inv_ref[f], g = gain_db, dr = dr_db;  // locals: no aliasing with yr
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c)
-      k::store_display(&yr[c], k::log_compress_px(k::magnitude(xr[c]), ir, gain_db, dr_db));
+      k::store_display(&yr[c], k::log_compress_px(k::magnitude(xr[c]), ir, g, dr));
   });
 }
 
@@ -174,6 +266,10 @@ void persistence(Image<const float> x, Image<float> y, const float* init, int64_
   template void tgc<T>(Image<const T>, Image<float>, const float*);                            \
   template void demodulate<T>(Image<const T>, Image<cfloat>, const float*, int, int, const cfloat*); \
   template void envelope_rf<T>(Image<const T>, Image<float>, const float*, int);               \
+  template void envelope_log<T, float>(Image<const T>, Image<float>, const float*, int,        \
+                                       const float*, float, float);                            \
+  template void envelope_log<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int,    \
+                                         const float*, float, float);                          \
   template void bmode<T, float>(Image<const T>, Image<float>, const float*, int, int,          \
                                 const cfloat*, const float*, float, float);                    \
   template void bmode<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int, int,      \

@@ -28,6 +28,10 @@ inline auto bmode_kernel(const float*, float*) { return usfast_bmode_f32_f32; }
 inline auto bmode_kernel(const float*, uint8_t*) { return usfast_bmode_f32_u8; }
 inline auto bmode_kernel(const int16_t*, float*) { return usfast_bmode_i16_f32; }
 inline auto bmode_kernel(const int16_t*, uint8_t*) { return usfast_bmode_i16_u8; }
+inline auto envlog_kernel(const float*, float*) { return usfast_envelope_log_f32_f32; }
+inline auto envlog_kernel(const float*, uint8_t*) { return usfast_envelope_log_f32_u8; }
+inline auto envlog_kernel(const int16_t*, float*) { return usfast_envelope_log_i16_f32; }
+inline auto envlog_kernel(const int16_t*, uint8_t*) { return usfast_envelope_log_i16_u8; }
 inline auto log_kernel(const float*, float*) { return usfast_log_compress_f32_f32; }
 inline auto log_kernel(const float*, uint8_t*) { return usfast_log_compress_f32_u8; }
 inline auto log_kernel(const cfloat*, float*) { return usfast_log_compress_c64_f32; }
@@ -79,6 +83,15 @@ void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps,
   USFAST_CUDA_LAUNCHED();
 }
 
+template <class T, class O>
+void envelope_log(Image<const T> rf, Image<O> out, const float* h, int ntaps, const float* inv_ref,
+                  float gain_db, float dr_db, void* s) {
+  envlog_kernel(rf.data, out.data)<<<grid2d(out.rows, out.cols, out.frames), block2d(), 0, S(s)>>>(
+      rf.data, rf.frame_stride, rf.row_stride, out.data, out.frame_stride, out.row_stride,
+      (int)rf.rows, (int)rf.cols, h, ntaps, inv_ref, gain_db, dr_db);
+  USFAST_CUDA_LAUNCHED();
+}
+
 void envelope_iq(Image<const cfloat> iq, Image<float> env, void* s) {
   usfast_envelope_iq<<<grid2d(env.rows, env.cols, env.frames), block2d(), 0, S(s)>>>(
       as_k(iq.data), iq.frame_stride, iq.row_stride, env.data, env.frame_stride, env.row_stride,
@@ -110,6 +123,10 @@ void persistence(Image<const float> x, Image<float> y, const float* init, int64_
   template void demodulate<T>(Image<const T>, Image<cfloat>, const float*, int, int,             \
                               const cfloat*, void*);                                              \
   template void envelope_rf<T>(Image<const T>, Image<float>, const float*, int, void*);          \
+  template void envelope_log<T, float>(Image<const T>, Image<float>, const float*, int,          \
+                                       const float*, float, float, void*);                        \
+  template void envelope_log<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int,      \
+                                         const float*, float, float, void*);                      \
   template void bmode<T, float>(Image<const T>, Image<float>, const float*, int, int,            \
                                 const cfloat*, const float*, float, float, void*);               \
   template void bmode<T, uint8_t>(Image<const T>, Image<uint8_t>, const float*, int, int,        \
