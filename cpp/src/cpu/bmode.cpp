@@ -185,37 +185,39 @@ inline void hilbert_row(const T* xf, int64_t rs, int R, int r, int C, const floa
   }
 }
 
-template <class T>
-void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps) {
+// Every row of every frame of rf: emit(f, r, xr, c0, n, q) with xr the input row and q the
+// quadrature part of its columns [c0, c0 + n).
+template <class T, class Emit>
+void hilbert_rows(Image<const T> rf, const float* h, int ntaps, const Emit& emit) {
   const int R = (int)rf.rows, C = (int)rf.cols;
   const HilbertPairs hp(h, ntaps);
-  parallel_rows(env.frames, env.rows, env.cols * 8, [&](int64_t f, int64_t r) {
+  parallel_rows(rf.frames, rf.rows, rf.cols * 8, [&](int64_t f, int64_t r) {
     const T* xf = rf.data + f * rf.frame_stride;
     const T* xr = xf + r * rf.row_stride;
+    hilbert_row(xf, rf.row_stride, R, (int)r, C, h, hp,
+                [&](int c0, int n, const float* q) { emit(f, r, xr, c0, n, q); });
+  });
+}
+
+template <class T>
+void envelope_rf(Image<const T> rf, Image<float> env, const float* h, int ntaps) {
+  hilbert_rows(rf, h, ntaps, [&](int64_t f, int64_t r, const T* xr, int c0, int n, const float* q) {
     float* yr = &env.at(f, r, 0);
-    hilbert_row(xf, rf.row_stride, R, (int)r, C, h, hp, [&](int c0, int n, const float* q) {
 #pragma omp simd
-      for (int c = 0; c < n; ++c) yr[c0 + c] = k::analytic_mag(k::to_float(xr[c0 + c]), q[c]);
-    });
+    for (int c = 0; c < n; ++c) yr[c0 + c] = k::analytic_mag(k::to_float(xr[c0 + c]), q[c]);
   });
 }
 
 template <class T, class O>
 void envelope_log(Image<const T> rf, Image<O> out, const float* h, int ntaps, const float* inv_ref,
                   float gain_db, float dr_db) {
-  const int R = (int)rf.rows, C = (int)rf.cols;
-  const HilbertPairs hp(h, ntaps);
-  parallel_rows(out.frames, out.rows, out.cols * 8, [&](int64_t f, int64_t r) {
-    const T* xf = rf.data + f * rf.frame_stride;
-    const T* xr = xf + r * rf.row_stride;
+  hilbert_rows(rf, h, ntaps, [&](int64_t f, int64_t r, const T* xr, int c0, int n, const float* q) {
     O* yr = &out.at(f, r, 0);
     const float off = k::log_offset_db(inv_ref[f], gain_db), dr = dr_db;
-    hilbert_row(xf, rf.row_stride, R, (int)r, C, h, hp, [&](int c0, int n, const float* q) {
 #pragma omp simd
-      for (int c = 0; c < n; ++c)
-        k::store_display(&yr[c0 + c], k::log_compress_power_px(
-                                          k::analytic_power(k::to_float(xr[c0 + c]), q[c]), off, dr));
-    });
+    for (int c = 0; c < n; ++c)
+      k::store_display(&yr[c0 + c], k::log_compress_power_px(
+                                        k::analytic_power(k::to_float(xr[c0 + c]), q[c]), off, dr));
   });
 }
 
