@@ -54,6 +54,8 @@ def main():
                                                         check_finite=False), 2 * rff.nbytes),
         ("envelope rf f32", lambda be: us.envelope(rff, backend=be, check_finite=False),
          2 * rff.nbytes),
+        ("envelope_log rf f32 (one pass)", lambda be: us.envelope_log(
+            rff, reference=1000.0, backend=be, check_finite=False), 2 * rff.nbytes),
         ("scan convert -> 2048^2", lambda be: sc(rff, backend=be, check_finite=False),
          2048 * 2048 * (4 + 8) + rff.nbytes),
     ]
