@@ -42,3 +42,15 @@ def test_every_kernel_the_python_layer_launches_exists():
         assert any(d.startswith(prefix) for d in defined), prefix
     missing = {n for n in launched if n not in defined}
     assert not missing, missing
+
+
+def test_composed_bmode_kernel_names_exist():
+    """The B-mode layer builds some names from the dtypes ("usfast_" + f"{op}_{in}_{out}"),
+    which the pattern above cannot read: every combination it can build is defined."""
+    _nvrtc_or_skip()
+    defined = set(re.findall(r"\.entry\s+(\w+)\(", _cupy.compile_to_ptx("bmode")))
+    want = {f"usfast_{op}_{i}_{o}" for op, ins in (("bmode", ("f32", "i16")),
+                                                   ("envelope_log", ("f32", "i16")),
+                                                   ("log_compress", ("f32", "c64")))
+            for i in ins for o in ("f32", "u8")}
+    assert not want - defined, want - defined
