@@ -93,6 +93,21 @@ def atomic_write(path, mode: str = "wb", *, encoding=None, newline=None):
             os.fsync(f.fileno())
 
 
+class CommitOnSuccess:
+    """``with`` support for a writer with ``close()`` (commit: the file appears at its path) and
+    ``abort()`` (drop it): leaving the block normally commits, an exception aborts."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
 class AtomicDirectory:
     """Build an output folder under a temporary name; rename it into place on success.
 

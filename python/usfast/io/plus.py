@@ -49,7 +49,7 @@ import numpy as np
 
 from .._errors import InputError, fail
 from ..geometry import ImageGeometry
-from .atomic import _check_parent, _remove, atomic_write, temp_name_for
+from .atomic import CommitOnSuccess, _check_parent, _remove, atomic_write, temp_name_for
 from .source import FUNC, Source, check_fps, check_spacing, luma, sha256_file, to_unit_float, \
     value_scale
 
@@ -635,7 +635,7 @@ def _fmt(v: float) -> str:
     return repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
 
 
-class PlusSequenceWriter:
+class PlusSequenceWriter(CommitOnSuccess):
     """Write a PLUS sequence file frame by frame, atomically.
 
     ``PlusSequenceWriter(path, geometry, *, compress=False, dtype=None)``; then
@@ -873,15 +873,6 @@ class PlusSequenceWriter:
             pass
         _remove(self._data_tmp)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
     def __del__(self):  # a writer dropped without close() leaves no temporary file
         try:

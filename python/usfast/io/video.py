@@ -27,7 +27,7 @@ import numpy as np
 
 from .._errors import fail
 from ..geometry import ImageGeometry
-from .atomic import _check_parent, _remove, temp_name_for
+from .atomic import CommitOnSuccess, _check_parent, _remove, temp_name_for
 from .source import (FUNC, Source, check_fps, check_spacing, luma, natural_key, need_spacing,
                      sha256_file, sha256_of_files, timestamps_from_fps, to_unit_float,
                      value_scale)
@@ -201,7 +201,7 @@ def _to_bgr8(frame, shape, func):
     return np.ascontiguousarray(u8)
 
 
-class VideoWriter:
+class VideoWriter(CommitOnSuccess):
     """An open video being written under a temporary name. See :func:`open_video_writer`.
 
     path: the file that :meth:`close` creates (its extension may differ from the one asked for
@@ -249,15 +249,6 @@ class VideoWriter:
             self._writer = None
         _remove(self._tmp)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 def open_video_writer(path, fps, shape, *, fallback: bool = True) -> VideoWriter:
