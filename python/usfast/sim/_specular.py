@@ -132,13 +132,7 @@ def draw_cartesian(F, spec: Specular, geometry, sx_rows_mm, sz_mm):
         return
     xs = (x0 + np.arange(c0, c1) * dx)[None, :]
     zs = (z0 + np.arange(r0, r1) * dz)[:, None]
-    ux, uz = spec.u
-    rx = xs - spec.p_back[0]
-    rz = zs - spec.p_back[1]
-    d = rz * ux - rx * uz
-    s = rx * ux + rz * uz
-    m = (np.abs(d) < reach) & (s > -reach) & (s < spec.length + reach)
-    rr, cc = np.nonzero(m)
+    rr, cc = np.nonzero(_near(spec, xs, zs, reach))
     if rr.size == 0:
         return
     rows = rr + r0
@@ -150,17 +144,21 @@ def draw_cartesian(F, spec: Specular, geometry, sx_rows_mm, sz_mm):
     add_to_field(F, spec, rows, cols, val, step)
 
 
+def _near(spec: Specular, x, z, reach):
+    """Mask of the points (x, z) (mm, broadcast) within ``reach`` of the segment of ``spec``."""
+    ux, uz = spec.u
+    rx = x - spec.p_back[0]
+    rz = z - spec.p_back[1]
+    d = rz * ux - rx * uz
+    s = rx * ux + rz * uz
+    return (np.abs(d) < reach) & (s > -reach) & (s < spec.length + reach)
+
+
 def draw_points(F, spec: Specular, X, Z, sx_rows_mm, sz_mm, sin_cols, cos_cols, step_rows):
     """Draw ``spec`` into complex field F whose pixels lie at mm positions X, Z (same shape as
     F), with the beam of column j pointing along (sin_cols[j], cos_cols[j]) (beam space)."""
     reach = _REACH * max(float(np.max(sx_rows_mm)), sz_mm)
-    ux, uz = spec.u
-    rx = X - spec.p_back[0]
-    rz = Z - spec.p_back[1]
-    d = rz * ux - rx * uz
-    s = rx * ux + rz * uz
-    m = (np.abs(d) < reach) & (s > -reach) & (s < spec.length + reach)
-    rows, cols = np.nonzero(m)
+    rows, cols = np.nonzero(_near(spec, X, Z, reach))
     if rows.size == 0:
         return
     val = evaluate(spec, X[rows, cols], Z[rows, cols], np.asarray(sx_rows_mm)[rows], sz_mm,
