@@ -669,9 +669,11 @@ def _outside_fov(c, xd, resp, sigma):
     if not bool(out.any()):
         return None
     # an image whose tissue is black (below the display range) is not a sector: zeros are
-    # everywhere there, not only outside
+    # everywhere there, not only outside, and what is left "inside" is a sliver (a field of
+    # view covers at least half of the frame that holds it)
     inside = ~out
-    if float((inside & ~nz).sum()) > 0.1 * max(float(inside.sum()), 1.0):
+    n_in = float(inside.sum())
+    if n_in < 0.3 * inside.size or float((inside & ~nz).sum()) > 0.1 * max(n_in, 1.0):
         return None
     m = out.copy()
     for _ in range(int(math.ceil(3.0 * sigma)) + 1):
