@@ -38,11 +38,16 @@ def test_demo_outputs_and_accuracy(tmp_path, capsys):
     assert acc["frames_evaluated"] >= 30 and acc["frames_with_tip_in_view"] >= 20
     assert acc["angle_error_median_deg"] <= 0.5, acc      # target met
     assert acc["angle_error_p95_deg"] <= 2.0, acc         # target met
-    assert acc["detection_rate"] >= 0.97, acc             # target 0.99: not yet
-    assert acc["tip_error_median_mm"] <= 0.8, acc         # target 0.3 mm: not yet
-    assert acc["tip_error_p95_mm"] <= 2.5, acc            # target 1.0 mm: not yet
+    # measured: detection 98.7 %, tip median 0.39 mm, p95 1.00 mm (a faint 21 dB needle whose
+    # tip fades by 13 dB over its last 1.2 mm, through the RF chain)
+    assert acc["detection_rate"] >= 0.98, acc             # target 0.99: not yet
+    assert acc["tip_error_median_mm"] <= 0.45, acc        # target 0.3 mm: not yet
+    assert acc["tip_error_p95_mm"] <= 1.1, acc            # target 1.0 mm: not yet
     trk = m["accuracy"]["tracked"]
-    assert trk["tip_error_rmse_mm"] <= acc["tip_error_rmse_mm"], (trk, acc)
+    # the tracker's targets (tracking issue): below the detector, <= 0.5 mm (measured 0.474 mm
+    # against the detector's 0.565 mm)
+    assert trk["tip_error_rmse_mm"] < acc["tip_error_rmse_mm"], (trk, acc)
+    assert trk["tip_error_rmse_mm"] <= 0.5, trk
     assert elapsed < 60, f"the demo took {elapsed:.1f} s"
 
 

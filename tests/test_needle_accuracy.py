@@ -186,13 +186,14 @@ def test_tip_median_target(held_out):
 
 @pytest.mark.slow
 def test_tip_p95(held_out):
-    """The issue's 95th percentile target is 1.0 mm. It is not met across the simulator's whole
-    variety: a third of its looks draw a tip that fades by 4-15 dB over its last 1-4 mm, and
-    where that end sinks below the speckle the detector reports where the needle is seen to end
-    (or, with a clear acoustic shadow, where the shadow ends). Held at the measured level so that
-    regressions show."""
+    """The issue's 95th percentile target is 1.0 mm: measured 1.03 mm on these seeds (0.91 mm
+    on seeds 0-39, where the constants were set), so not met by a hair. A third of the
+    simulator's looks draw a tip that fades by 4-15 dB over its last 1-4 mm; the tip is where
+    a line through the fading shaft meets the background, and where that end sinks below the
+    speckle, or the shaft crosses a bright layer, the estimate falls short. Held at the measured
+    level so that regressions show."""
     s = summarise(held_out)
-    assert s["tip_p95_mm"] <= 1.75, s
+    assert s["tip_p95_mm"] <= 1.15, s
 
 
 @pytest.mark.slow
@@ -205,12 +206,12 @@ def test_false_positives_on_needle_free_frames(needle_free):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_robust_to_looks_outside_the_defaults(name):
-    """Detection >= 95 % and tip median <= 0.5 mm on looks outside the defaults, except three
-    where the detector measures lower today (held at those levels, targets not met): a wide
-    3.5 MHz PSF (93.0 %, 0.39 mm), tissue shown entirely below a 35 dB display range (88.4 %:
-    only the needle and fascia remain, and the shaft's contrast statistic against black falls
-    below the decision threshold; with the gain raised so that tissue shows, 100 %) and a faint
-    14 dB needle (93.0 %)."""
+    """Detection >= 95 % and tip median <= 0.5 mm on looks outside the defaults, except two
+    where the detector measures lower today (held at those levels, targets not met): tissue
+    shown entirely below a 35 dB display range (88.4 %: every miss is on one seed whose needle
+    echo is below the display floor too, so the frame is black but for a few scattered pixels of
+    the shaft; with the gain raised so that tissue shows, 100 %) and a faint 14 dB needle
+    (93.0 %). A wide 3.5 MHz PSF: 95.3 %, 0.42 mm."""
     det_min, tip_max = BELOW_TARGET.get(name, (0.95, 0.5))
     s = summarise(variant_rows(name, range(3000, 3008)))
     assert s["detection"] >= det_min, s
@@ -219,7 +220,6 @@ def test_robust_to_looks_outside_the_defaults(name):
 
 
 BELOW_TARGET = {  # (detection floor, tip median ceiling) as measured
-    "wide PSF (3.5 MHz, low bandwidth, wide aperture)": (0.90, 0.5),
     "narrow dynamic range (35 dB, tissue below it)": (0.85, 0.5),
     "faint needle (14 dB)": (0.90, 0.5),
 }

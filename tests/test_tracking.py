@@ -260,9 +260,6 @@ def test_tracked_tip_rmse_beats_the_raw_detector(seed):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_reacquisition_within_3_frames_after_each_dropout(seed):
-    """Tracking again within 3 frames of the needle's return, with the tip within 1.5 mm on
-    one of them (the first detection back may itself be a tip jump) and never further off
-    than the detector on the first tracked frame."""
     frames = make_sequence(seed)
     states = run(NeedleTracker(GEOM), frames)
     ends = visible_runs_end(frames)
@@ -270,12 +267,7 @@ def test_reacquisition_within_3_frames_after_each_dropout(seed):
     for i in ends:
         first = next(j for j in range(i, len(states)) if states[j].status == "tracking")
         assert first - i <= 2, f"re-acquired {first - i + 1} frames after frame {i}"
-        assert tip_err(states[first], frames[first][2]) < max(
-            1.5, tip_err(frames[first][1], frames[first][2]))
-        window = range(i, i + 3)
-        assert any(states[j].status == "tracking" and tip_err(states[j], frames[j][2]) < 1.5
-                   for j in window), [(j, states[j].status, tip_err(states[j], frames[j][2]))
-                                      for j in window]
+        assert tip_err(states[first], frames[first][2]) < 1.5
 
 
 def test_no_jump_to_fascia_during_a_5_frame_dropout():
@@ -431,13 +423,9 @@ def test_tip_seen_far_ahead_is_taken_after_two_frames():
 
 
 def test_withdrawal_gives_negative_velocity():
-    """Withdrawn at 4 mm/s: over the last second the velocity is negative on every frame and
-    its median within 0.7 mm/s of -4 (frame to frame it scatters with the detector's noise)."""
     frames = straight_sequence(60, depth0=30.0, speed=-4.0, tip_sigma=0.2, seed=9)
     states = run(NeedleTracker(GEOM), frames)
-    v = [s.velocity_mm_s for s in states[-20:]]
-    assert max(v) < 0.0
-    assert float(np.median(v)) == pytest.approx(-4.0, abs=0.7)
+    assert states[-1].velocity_mm_s == pytest.approx(-4.0, abs=0.7)
     assert tip_err(states[-1], frames[-1][2]) < 0.5
 
 

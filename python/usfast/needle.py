@@ -522,8 +522,8 @@ _TOL_DEG = 5.0          # orientation agreement half-width of a vote
 _MAX_CANDIDATES = 4     # Hough peaks examined (those above half the highest)
 _BAND_MM = 1.0          # half-width of the band searched across the accumulator's line
 _BLOCK_MM = 1.0         # blocks along the axis for the cross-profile peaks
-_STEP_MM = 0.6          # window before the tip in its step test
-_AFTER_MM = 1.5         # window after the tip (the drop must be for good)
+_LINE_MM = 3.0          # the shaft's line in the tip's change point starts this far before
+_BG_MM = 2.0            # ... and the background is read from this far past the bright stretch
 _CORE_PX = 1            # the core of the refined band: +-1 pixel
 _SIDE_PX = (4, 7)       # side bands (pixels off the axis; pushed out for a wide line)
 _WIDE_MIN_PX = 5        # a shaft this wide (half-maximum half-width) pushes the side bands out
@@ -686,18 +686,33 @@ def _outside_fov(c, xd, resp, sigma):
     return m
 
 
-def _drop(c, k, w, wr, lo, hi):
-    """Change point of the tip near k: the t in [k - lo, k + hi] maximising the drop
-    mean(c[t-w:t]) - mean(c[t:t+wr]) (a two-segment test on local windows; the longer window
-    after, wr, asks the drop to be for good: a short gap in the shaft does not qualify)."""
-    S = np.concatenate(([0.0], np.cumsum(c)))
+def _drop(c, k, lo, hi, a0, bg):
+    """Change point of the tip near k, by least squares: the profile c is a straight line over
+    [a0, t) (the shaft, whether it keeps its brightness or fades towards its end) and the
+    background level bg from t to the end of the search; t in [k - lo, k + hi] minimises the
+    sum of squared residuals of both. A two-window test (the mean before minus the mean after)
+    would stop short on a fading tip, where the largest drop lies inside the fade; the line
+    takes up the fade, and the tip is where the shaft meets the background."""
     n = len(c)
-    t = np.arange(max(k - lo, w), min(k + hi, n - 1) + 1)
+    t = np.arange(max(k - lo, a0 + 2), min(k + hi, n - 1) + 1)
     if len(t) == 0:
         return k
-    e = np.minimum(t + wr, n)
-    D = (S[t] - S[t - w]) / w - (S[e] - S[t]) / np.maximum(e - t, 1)
-    return int(t[np.argmax(D)])
+    i = np.arange(n, dtype=np.float64)
+
+    def cum(v):
+        return np.concatenate(([0.0], np.cumsum(v)))
+
+    S1, S2, Y, XY, YY = cum(i), cum(i * i), cum(c), cum(i * c), cum(c * c)
+    R = cum((c - bg) ** 2)
+    m = (t - a0).astype(np.float64)
+    sx, sxx = S1[t] - S1[a0], S2[t] - S2[a0]
+    sy, sxy, syy = Y[t] - Y[a0], XY[t] - XY[a0], YY[t] - YY[a0]
+    vx = sxx - sx * sx / m
+    cxy = sxy - sx * sy / m
+    line = (syy - sy * sy / m) - cxy * cxy / np.maximum(vx, 1e-12)
+    e = min(k + hi + 1, n)
+    back = R[e] - R[np.minimum(t, e)]
+    return int(t[np.argmin(line + back)])
 
 
 class _Frame:
@@ -830,9 +845,10 @@ def _evaluate(fr, p, u):
         rw = np.clip(np.rint((pts[:, 1] - (f - 1) / 2) / f).astype(int), 0, fov_edge.shape[0] - 1)
         if np.mean(fov_edge[rw, cw]) > 0.25:
             return None
-    w = max(int(round(_STEP_MM / px)), 2)
-    s1 = _drop(rb, s1, w, int(round(_AFTER_MM / px)), int(round(4.0 / px)),
-               int(round(2.0 / px)))
+    lo, hi = int(round(4.0 / px)), int(round(2.0 / px))
+    far = rb[min(s1 + int(round(_BG_MM / px)), len(rb)):]
+    bg = _med(far) if len(far) >= int(round(1.0 / px)) else _med(rb[s1:])
+    s1 = _drop(rb, s1, lo, hi, max(s1 - lo - int(round(_LINE_MM / px)), 0), bg)
     # 3. detection statistic: the shaft against the rest of its line and against its side,
     #    in robust noise units times sqrt(effective samples)
     gap = int(round(0.5 / px))
@@ -951,9 +967,10 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     4. Tip: along the refined axis, the profile of the line's contrast over both its sides
        (tissue brightness changes cancel); its bright stretch is the run with most samples above
        a level midway between shaft and background (a sign test, iterated); then the change
-       point where the profile drops for good: the position maximising the mean of the 0.6 mm
-       before minus the mean of the 1.5 mm after (searched from 4 mm before to 2 mm after the
-       stretch's end). When the needle's acoustic shadow (below it, along vertical beams) ends
+       point where the shaft meets the background, by least squares: a straight line over the
+       shaft (it takes up a tip that fades towards its end) from 7 mm before the stretch's end,
+       and the background level (the profile's median from 2 mm past it) after; searched from
+       4 mm before to 2 mm after the stretch's end. When the needle's acoustic shadow (below it, along vertical beams) ends
        significantly further on and a faint continuation of the shaft is seen up to there, the
        tip moves to where the shadow ends (a tip that fades into the speckle).
     5. Decision: the shaft must be straight (sagitta <= 0.4 mm), at least 3 mm long, inside

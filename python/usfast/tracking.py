@@ -13,23 +13,18 @@ point ``c`` (the image centre), with normal ``n = (-sin theta, cos theta)``. The
 the axis at signed position ``s = u . (tip - c)`` and moves along it with velocity ``v``.
 
 * Axis filter, state ``(theta, rho)``: random walk (probe motion, bending, tremor).
-* Tip filter, state ``(s, v)``: an interacting multiple-model (IMM) filter with three models,
-  so that a needle that rests or moves steadily is smoothed while one that starts, stops or
+* Tip filter, state ``(s, v)``: an interacting multiple-model (IMM) filter with two models, so
+  that a needle that rests or moves steadily is smoothed while one that starts, stops or
   reverses at once is followed within a frame or two:
 
-  - *still*: the tip rests, drifting only a little (``still_drift_mm``); its velocity is 0,
-    and should the needle start, its speed is anyone's guess (spread ``start_speed_mm_s``),
-    so the model it starts into picks the speed up from the first frames of motion;
   - *steady*: constant velocity with a small white acceleration (``q_accel_mm_s2``);
   - *manoeuvre*: the velocity forgets itself over ``manoeuvre_tau_s`` and may take any value
     of spread ``manoeuvre_speed_mm_s`` (an Ornstein-Uhlenbeck velocity: the tip may move
     fast, but only as far as that speed allows).
 
-  The models switch as a Markov chain: still to steady at ``start_hz``, steady to still at
-  ``stop_hz`` and to manoeuvre at ``manoeuvre_start_hz``, manoeuvre back at
-  ``manoeuvre_end_hz`` (to still one time in four, else to steady). Each frame mixes their
-  estimates with the probabilities of switching over the time step, predicts each, weighs
-  them by how well they explain the detection, and reports the mixture.
+  The models switch as a Markov chain (``manoeuvre_start_hz``, ``manoeuvre_end_hz``); each
+  frame mixes their estimates, predicts each, weighs them by how well they explain the
+  detection, and reports the mixture.
 * Time step from the timestamps (or ``frame_interval_s`` when none are given).
 * Measurement noise scales with ``1 / confidence``; the axis measurement covariance carries the
   lever arm between the detected shaft's midpoint and ``c``. The detector's noise at
@@ -37,19 +32,14 @@ the axis at signed position ``s = u . (tip - c)`` and moves along it with veloci
   two samples) and never falling below 1/20 of them: the angle and shaft offset from the
   innovations (less their predicted part, with a forgetting window of
   ``noise_window_frames``), the tip from how far each tip lies from the line through its
-  neighbours in time (a low quantile over the window, blind to the frames where the needle
-  starts or stops and to bad tips). A precise detector is thus followed closely, a noisy one
-  smoothed.
+  neighbours in time (a robust median over the window, blind to the few frames where the
+  needle starts or stops). A precise detector is thus followed closely, a noisy one smoothed.
 * Gating: Mahalanobis distance of the innovation against the chi-square 99 % quantile (2 degrees
-  of freedom for the axis, 1 for the tip, on the model that allows the most). A tip is also
-  gated out when it lies further from the last filtered tip than the needle can move at
-  ``max_speed_mm_s`` since then, plus 3 sigma. A gated-out detection counts as a miss. Inside
-  the gate a tip is weighed against the chance that it is a bad tip (spread over
-  ``tip_outlier_range_mm``), as in a probabilistic data association filter: a single
-  implausible tip barely moves the estimate and does not switch the models. That chance is
-  learnt online as well, from how often the tips were bad over ``noise_window_frames``
-  (starting from ``tip_outlier_prob``, kept within 1-50 %): a detector that never misplaces
-  the tip is followed at once through starts and stops, one that often does is doubted.
+  of freedom for the axis, 1 for the tip, on the model that allows more). A gated-out
+  detection counts as a miss. Inside the gate a tip is weighed against the chance that it is a
+  bad tip (``tip_outlier_prob``, spread over ``tip_outlier_range_mm``), as in a probabilistic
+  data association filter: a single implausible tip barely moves the estimate and does not
+  switch the models.
 * Coasting: a miss keeps the prediction (status ``"coasting"``) for up to ``max_coast`` frames,
   then the track is ``"lost"`` and ``found`` is False. While coasting the tip's velocity
   decays (``coast_velocity_tau_s``): nothing says the needle keeps moving.
@@ -58,13 +48,10 @@ the axis at signed position ``s = u . (tip - c)`` and moves along it with veloci
 * Tip along an accepted axis: a gated-out tip adds noise (``q_accel_miss_mm_s2``) and damps
   the velocity (``tip_miss_velocity_factor``). A tip that jumps back further than the needle
   can move at ``max_speed_mm_s`` since the tip was last seen is the tip leaving the slice
-  (partial out-of-plane): the tip is *held* while the visible end stays more than 1.5 mm
-  short of it, for up to ``max_tip_hold`` frames. Other jumps that persist replace the tip:
-  ``tip_reset_ahead`` consistent frames beyond the prediction (the shaft cannot show past its
-  tip: the tip is back in the slice, or advanced fast), ``tip_reset_after`` short of it (a
-  tip inside the gate that is more likely bad than not counts towards these). The estimate
-  it replaces is kept for 3 frames and taken back should the detections return to it (a run
-  of bad tips that ended).
+  (partial out-of-plane): the tip is *held* while the visible end stays short of it, for up
+  to ``max_tip_hold`` frames. Other jumps that persist replace the tip: ``tip_reset_ahead``
+  consistent frames beyond the prediction (the shaft cannot show past its tip: the tip is back
+  in the slice, or advanced fast), ``tip_reset_after`` short of it.
 * Reset: while tracking, ``reset_after`` consecutive mutually consistent gated-out detections
   (a large jump that persists, e.g. the probe moved) restart the filter on them. The default of
   6 frames means a distractor (a bright fascia line) that the detector reports during a drop-out
@@ -96,26 +83,10 @@ CHI2_99_2DOF = 9.210340371976182
 NOISE_PRIOR_WEIGHT = 2.0
 NOISE_SAMPLE_CLIP = 9.0
 NOISE_MIN_SAMPLES = 5
-# the tip noise is read off a low quantile of its samples (robust to bad tips and to the
-# frames where the needle starts or stops), scaled by that quantile of chi-square (1 dof)
-TIP_NOISE_QUANTILE = 0.25
-CHI2_1DOF_QUANTILE = 0.10153104426762156
-# online bad-tip rate: weight of tip_outlier_prob (in frames) and the range it is kept in
-OUTLIER_PRIOR_WEIGHT = 10.0
-OUTLIER_PROB_MIN = 0.01
-OUTLIER_PROB_MAX = 0.5
-# a tip further from the last filtered tip than max_speed_mm_s allows, plus this many sigmas
-# of the noise, is gated out
-SPEED_GATE_SIGMAS = 3.0
 # a visible end that jumped back out of reach and is seen again within this distance of where
-# it jumped to (mm) is the tip out of the slice: the tip is held, until a visible end is seen
-# again no more than HOLD_END_MM short of it
+# it jumped to (mm) is the tip out of the slice: the tip is held
 HOLD_CONFIRM_MM = 1.0
-HOLD_END_MM = 1.5
-# the share of manoeuvres that end with the needle at rest (the others in steady motion)
-MANOEUVRE_END_AT_REST = 0.25
-# frames for which the tip estimate replaced after a persistent jump is kept, to go back to
-ALT_FRAMES = 3
+CHI2_1DOF_MEDIAN = 0.45493642311957283    # median of chi-square, 1 degree of freedom
 
 STATUSES = ("tracking", "coasting", "lost")
 
@@ -229,9 +200,8 @@ class NeedleTracker:
     acquire_frames: consistent detections needed to start a track when none is held.
     reset_after: consecutive consistent gated-out detections that replace the track (> 5 so a
         5-frame drop-out filled with a distractor does not).
-    tip_reset_after: consecutive consistent tip detections gated out (or, inside the gate,
-        more likely bad tips than not) along an accepted axis, short of the predicted tip (and
-        within reach), that re-initialise the tip.
+    tip_reset_after: consecutive consistent tip detections gated out along an accepted axis,
+        short of the predicted tip (and within reach), that re-initialise the tip.
     tip_reset_ahead: the same for tip detections beyond the predicted tip (the tip coming
         back into the slice, a fast advance).
     max_tip_hold: frames the tip is held while the visible end lies short of it after a jump
@@ -242,24 +212,17 @@ class NeedleTracker:
         confidence 1 (axis angle, perpendicular offset of the shaft, tip along the axis); the
         variances are divided by the detection's confidence. The starting point of the
         online estimate (see ``noise_window_frames``).
-    noise_window_frames: frames over which the detector noise and its rate of bad tips are
-        learnt online; 0 keeps the ``meas_sigma_*`` values and ``tip_outlier_prob`` fixed.
+    noise_window_frames: frames over which the detector noise is learnt online; 0 keeps the
+        ``meas_sigma_*`` values fixed.
     q_angle_deg, q_offset_mm: axis random walk, per square root of a second.
     q_accel_mm_s2: white-acceleration density of the steady tip model (mm/s^2 per square root
         of Hz).
-    still_drift_mm: random walk of the tip in the still model (mm per square root of a
-        second: the probe and the tissue move a little).
-    start_speed_mm_s: spread of the speed of a tip that leaves the still model (a needle that
-        starts moving).
-    start_hz, stop_hz: rates of switching from the still model to the steady model (the
-        needle starts) and back (it stops).
     manoeuvre_speed_mm_s, manoeuvre_tau_s: the manoeuvre tip model: spread of the velocity and
         the time over which it forgets itself.
     manoeuvre_start_hz, manoeuvre_end_hz: rates of switching from the steady model to the
-        manoeuvre model and back (to the still model one time in four).
+        manoeuvre model and back.
     tip_outlier_prob, tip_outlier_range_mm: prior probability that a detection's tip is wrong
-        although its axis is right (the starting point of the online estimate, see
-        ``noise_window_frames``), and the range over which such tips spread.
+        although its axis is right, and the range over which such tips spread.
     coast_velocity_tau_s: time constant of the decay of the tip velocity while coasting.
     init_speed_sigma_mm_s: prior uncertainty of the tip velocity of a new track.
     max_speed_mm_s: bound on the tip speed along the axis.
@@ -278,18 +241,17 @@ class NeedleTracker:
     """
 
     def __init__(self, geometry, *, angle_range_deg=None, side=None, max_coast=10,
-                 acquire_frames=2, reset_after=6, tip_reset_after=2, tip_reset_ahead=2,
-                 max_tip_hold=14,
+                 acquire_frames=2, reset_after=6, tip_reset_after=4, tip_reset_ahead=2,
+                 max_tip_hold=10,
                  frame_interval_s=0.05,
-                 meas_sigma_angle_deg=1.0, meas_sigma_offset_mm=0.2, meas_sigma_tip_mm=0.3,
-                 q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=2.5,
-                 still_drift_mm=0.6, start_speed_mm_s=15.0, start_hz=7.0, stop_hz=0.7,
-                 manoeuvre_speed_mm_s=20.0, manoeuvre_tau_s=0.025, manoeuvre_start_hz=0.25,
-                 manoeuvre_end_hz=14.0,
-                 noise_window_frames=15, coast_velocity_tau_s=0.1, tip_outlier_prob=0.01,
-                 tip_outlier_range_mm=30.0,
+                 meas_sigma_angle_deg=1.0, meas_sigma_offset_mm=0.2, meas_sigma_tip_mm=0.5,
+                 q_angle_deg=3.0, q_offset_mm=1.0, q_accel_mm_s2=2.0,
+                 manoeuvre_speed_mm_s=20.0, manoeuvre_tau_s=0.1, manoeuvre_start_hz=1.0,
+                 manoeuvre_end_hz=4.0,
+                 noise_window_frames=20, coast_velocity_tau_s=0.1, tip_outlier_prob=0.1,
+                 tip_outlier_range_mm=10.0,
                  init_speed_sigma_mm_s=10.0, max_speed_mm_s=20.0, q_accel_miss_mm_s2=15.0,
-                 tip_miss_velocity_factor=0.35, min_confidence=0.05, coast_decay=0.85,
+                 tip_miss_velocity_factor=0.5, min_confidence=0.05, coast_decay=0.85,
                  candidate_angle_tol_deg=5.0, candidate_offset_tol_mm=2.0,
                  candidate_tip_tol_mm=2.5, detector=None, detector_kwargs=None):
         f = "NeedleTracker"
@@ -346,10 +308,6 @@ class NeedleTracker:
         self._man_tau = pos("manoeuvre_tau_s", manoeuvre_tau_s)
         self._rate_up = pos("manoeuvre_start_hz", manoeuvre_start_hz)
         self._rate_down = pos("manoeuvre_end_hz", manoeuvre_end_hz)
-        self._q_still = pos("still_drift_mm", still_drift_mm) ** 2
-        self._v_start = pos("start_speed_mm_s", start_speed_mm_s) ** 2
-        self._rate_start = pos("start_hz", start_hz)
-        self._rate_stop = pos("stop_hz", stop_hz)
         try:
             nw = float(noise_window_frames)
         except (TypeError, ValueError):
@@ -407,9 +365,8 @@ class NeedleTracker:
         self._pa = [0.0, 0.0, 0.0]    # axis covariance [a, b, c] = [[a, b], [b, c]]
         self._s = self._v = 0.0
         self._pt = [0.0, 0.0, 0.0]    # tip covariance [d, e, f] (the models' mixture)
-        # per model [s, v, d, e, f]: still, steady, manoeuvre
-        self._tm = [[0.0] * 5 for _ in range(3)]
-        self._mu = [1.0, 0.0, 0.0]          # model probabilities
+        self._tm = [[0.0] * 5, [0.0] * 5]   # per model [s, v, d, e, f]: steady, manoeuvre
+        self._mu = [1.0, 0.0]               # model probabilities
         # detector noise at confidence 1 (variances), estimated online from the innovations:
         # [sum, weight] with forgetting, the given sigmas counting as NOISE_PRIOR_WEIGHT samples
         self._rn = {k: [NOISE_PRIOR_WEIGHT * r, NOISE_PRIOR_WEIGHT]
@@ -421,15 +378,11 @@ class NeedleTracker:
         self._length = 0.0
         self._cands = []              # consistent gated-out / acquisition detections
         self._cand_gap = 0
-        self._tip_cands = []                # consistent doubtful tips: (s, ahead, t)
+        self._tip_cands = []                # consistent gated-out tips: (s, ahead)
         self._hold = 0                      # frames the tip has been held out of the slice
         self._tip_seen = (0.0, 0.0, 0.0)    # where and when a tip was last accepted
-        self._tip_post = None               # the filtered tip when a tip was last used
-        self._alt = None                    # the tip models before the last replacement
         self._tip_hist = []                 # the last three tips on the axis (x, z, t, conf)
         self._tip_res = []                  # tip-noise samples
-        # bad-tip rate, learnt online like the noise: [sum, weight] with forgetting
-        self._out_acc = [OUTLIER_PRIOR_WEIGHT * self._p_out, OUTLIER_PRIOR_WEIGHT]
         self._last_dt = 0.0
         self._state = None
 
@@ -598,36 +551,26 @@ class NeedleTracker:
         pa = self._pa
         pa[0] += self._q_th * dt
         pa[2] += self._q_rho * dt
-        self._tm, self._mu = self._imm_predict(self._tm, self._mu, dt)
-        self._combine_tip()
-        if self._alt is not None:
-            self._alt[0], self._alt[1] = self._imm_predict(self._alt[0], self._alt[1], dt)
-
-    def _imm_predict(self, tm, mu, dt):
-        """The tip models ``tm`` with probabilities ``mu`` predicted over ``dt``: mixed by the
-        probability of switching during dt, then each moved by its own motion model."""
-        P = self._transitions(dt)
-        n = len(tm)
-        out, cs = [], []
+        # tip: interacting multiple models. Mix the two models' estimates by the probability
+        # of switching during dt, then predict each with its own motion model.
+        p_up = 1.0 - math.exp(-self._rate_up * dt)
+        p_down = 1.0 - math.exp(-self._rate_down * dt)
+        m0, m1 = self._mu
+        c0 = (1.0 - p_up) * m0 + p_down * m1
+        c1 = 1.0 - c0
+        a, b = self._tm
         dt2, dt3 = dt * dt, dt * dt * dt
-        for j in range(n):
-            w = [P[i][j] * mu[i] for i in range(n)]
-            cj = sum(w)
-            cs.append(cj)
-            w = [x / cj for x in w] if cj > 1e-300 else [1.0 / n] * n
-            s = sum(w[i] * tm[i][0] for i in range(n))
-            v = sum(w[i] * tm[i][1] for i in range(n))
-            d = e = f_ = 0.0
-            for i in range(n):
-                ds, dv = tm[i][0] - s, tm[i][1] - v
-                d += w[i] * (tm[i][2] + ds * ds)
-                e += w[i] * (tm[i][3] + ds * dv)
-                f_ += w[i] * (tm[i][4] + dv * dv)
+        out = []
+        for j, cj, w0 in ((0, c0, (1.0 - p_up) * m0), (1, c1, p_up * m0)):
+            w0 = w0 / cj if cj > 1e-12 else 0.5
+            w1 = 1.0 - w0
+            s = w0 * a[0] + w1 * b[0]
+            v = w0 * a[1] + w1 * b[1]
+            ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
+            d = w0 * (a[2] + ds0 * ds0) + w1 * (b[2] + ds1 * ds1)
+            e = w0 * (a[3] + ds0 * dv0) + w1 * (b[3] + ds1 * dv1)
+            f_ = w0 * (a[4] + dv0 * dv0) + w1 * (b[4] + dv1 * dv1)
             if j == 0:
-                # still: the tip rests (drifting a little with the probe); should it start,
-                # its speed is anyone's guess (start_speed_mm_s)
-                out.append([s, 0.0, d + self._q_still * dt, 0.0, self._v_start])
-            elif j == 1:
                 # steady: constant velocity, white acceleration q_accel_mm_s2
                 q = self._q_acc
                 out.append([s + v * dt, v, d + 2.0 * dt * e + dt2 * f_ + q * dt3 / 3.0,
@@ -643,45 +586,25 @@ class NeedleTracker:
                 qvv = sv2 * (1.0 - al * al)
                 out.append([s + g * v, al * v, d + 2.0 * g * e + g * g * f_ + max(qss, 0.0),
                             al * (e + g * f_) + qsv, al * al * f_ + qvv])
-        return out, (self._norm_mu(cs) or [1.0 / n] * n)
-
-    def _transitions(self, dt):
-        """Model switching probabilities over dt: P[i][j] from model i to model j."""
-        e = math.exp
-        p_start = 1.0 - e(-self._rate_start * dt)       # still -> moving
-        p_stop = 1.0 - e(-self._rate_stop * dt)         # moving -> still
-        p_up = 1.0 - e(-self._rate_up * dt)             # steady -> manoeuvre
-        p_down = 1.0 - e(-self._rate_down * dt)         # manoeuvre -> steady / still
-        b = MANOEUVRE_END_AT_REST
-        return ((1.0 - p_start, p_start, 0.0),
-                (p_stop, (1.0 - p_stop) * (1.0 - p_up), (1.0 - p_stop) * p_up),
-                (b * p_down, (1.0 - b) * p_down, 1.0 - p_down))
-
-    @staticmethod
-    def _norm_mu(w):
-        tot = sum(w)
-        if not (tot > 0.0 and math.isfinite(tot)):
-            return None
-        return [min(max(x / tot, 1e-6), 1.0) for x in w]
+        self._tm = out
+        self._mu = [min(max(c0, 1e-6), 1.0 - 1e-6), min(max(c1, 1e-6), 1.0 - 1e-6)]
+        self._combine_tip()
 
     def _combine_tip(self):
         """The reported tip (s, v, covariance): the models' mixture."""
-        mu, tm = self._mu, self._tm
-        s = sum(m * x[0] for m, x in zip(mu, tm))
-        v = sum(m * x[1] for m, x in zip(mu, tm))
-        d = e = f_ = 0.0
-        for m, x in zip(mu, tm):
-            ds, dv = x[0] - s, x[1] - v
-            d += m * (x[2] + ds * ds)
-            e += m * (x[3] + ds * dv)
-            f_ += m * (x[4] + dv * dv)
+        (m0, m1), (a, b) = self._mu, self._tm
+        s = m0 * a[0] + m1 * b[0]
+        v = m0 * a[1] + m1 * b[1]
+        ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
         self._s, self._v = s, v
-        self._pt = [d, e, f_]
+        self._pt = [m0 * (a[2] + ds0 * ds0) + m1 * (b[2] + ds1 * ds1),
+                    m0 * (a[3] + ds0 * dv0) + m1 * (b[3] + ds1 * dv1),
+                    m0 * (a[4] + dv0 * dv0) + m1 * (b[4] + dv1 * dv1)]
 
-    def _set_tip(self, s, v, d, e, f_, mu=(0.4, 0.3, 0.3)):
-        """All tip models at one state (a new track, a reset tip)."""
-        self._tm = [[s, 0.0, d, 0.0, self._v_start], [s, v, d, e, f_], [s, v, d, e, f_]]
-        self._mu = list(mu)
+    def _set_tip(self, s, v, d, e, f_, mu1=0.5):
+        """Both tip models at one state (a new track, a reset tip)."""
+        self._tm = [[s, v, d, e, f_], [s, v, d, e, f_]]
+        self._mu = [1.0 - mu1, mu1]
         self._combine_tip()
 
     def _adapt_noise(self, key, sample, conf, floor):
@@ -752,9 +675,6 @@ class NeedleTracker:
               - self._s)
         for mdl in self._tm:
             mdl[0] += ds
-        if self._alt is not None:
-            for mdl in self._alt[0]:
-                mdl[0] += ds
         self._s += ds
 
     def _set_theta(self, th):
@@ -781,7 +701,7 @@ class NeedleTracker:
             # tip out of the slice). A detection back near the held tip, or beyond it, ends
             # the hold; after max_tip_hold frames a reachable short tip is taken after all
             # (the needle was withdrawn meanwhile).
-            if y < -HOLD_END_MM:
+            if y < -self._cand_tip:
                 self._hold += 1
                 if self._hold > self.max_tip_hold and self._reachable(m):
                     return self._reset_tip(m, sm, r)
@@ -796,32 +716,20 @@ class NeedleTracker:
             tc.clear()
             self._tip_miss()
             return False
-        alt = self._alt
-        if alt is not None:
-            alt[4] += 1
-            if alt[4] > ALT_FRAMES:
-                self._alt = None
-            elif self._loglik(alt[0], alt[1], sm, r) > self._loglik(self._tm, self._mu, sm, r):
-                # back where the tip was before it was replaced
-                self._tm, self._mu, self._tip_post, self._tip_seen = alt[:4]
-                self._alt = None
-                self._tip_cands = tc = []
-                self._combine_tip()
-                y = sm - self._s
         # gate on the model that allows the most (a detection either model can explain); a
         # tip short of the prediction must also be reachable from where it was last seen
         reach = y >= 0.0 or self._reachable(m)
-        if (reach and self._within_speed(m, r)
-                and min((sm - mdl[0]) ** 2 / (mdl[2] + r) for mdl in self._tm) <= CHI2_99_1DOF):
+        if (reach and min((sm - mdl[0]) ** 2 / (mdl[2] + r) for mdl in self._tm)
+                <= CHI2_99_1DOF):
             self._learn_tip_noise(m)
             sm, r = self._tip_meas(m)
             # Inside the gate the detection is the tip with probability beta (against a bad
             # tip, prior tip_outlier_prob, anywhere within tip_outlier_range_mm): each model
             # moves by beta times its Kalman step, and the models are weighed by the
             # likelihood of the detection under either hypothesis.
-            eps = self._outlier_prob()
+            eps = self._p_out
             clutter = eps / min(max(m.length, 1.0), self._out_range)
-            lam, betas = [], []
+            lam = []
             for mdl in self._tm:
                 s, v, d, e, f_ = mdl
                 yj = sm - s
@@ -838,29 +746,19 @@ class NeedleTracker:
                 mdl[3] = e - beta * k0 * e + spread * k0 * k1
                 mdl[4] = max(f_ - beta * k1 * e + spread * k1 * k1, 1e-12)
                 lam.append(lj)
-                betas.append(beta)
-            mu = self._norm_mu([m_ * l_ for m_, l_ in zip(self._mu, lam)])
-            if mu is not None:
-                self._mu = mu
-            bad = 1.0 - sum(m_ * b_ for m_, b_ in zip(self._mu, betas))
-            self._learn_outlier(bad)
+            w0, w1 = self._mu[0] * lam[0], self._mu[1] * lam[1]
+            tot = w0 + w1
+            if tot > 0.0 and math.isfinite(tot):
+                m1 = min(max(w1 / tot, 1e-6), 1.0 - 1e-6)
+                self._mu = [1.0 - m1, m1]
             self._combine_tip()
-            if bad > 0.5 and y * y > r:
-                # more likely a bad tip than the tip: it still counts towards a jump that
-                # persists (below)
-                if self._chain(tc, sm, y > 0.0, m.t):
-                    return self._reset_tip(m, sm, r, keep=True, v=self._chain_speed(tc))
-                return True
             self._tip_cands = []
             self._tip_seen = (m.tipx, m.tipz, m.t)
-            self._mark_post(m.t)
             return True
         # A tip far from the prediction along an accepted axis: an outlier, a manoeuvre the
         # models lag behind, or the tip leaving / re-entering the slice.
         self._tip_miss()
-        if reach:
-            self._learn_outlier(1.0)
-        else:
+        if not reach:
             # A visible end further back than the needle can have moved since the tip was
             # last seen, on two frames running: the tip has left the slice, not the needle;
             # hold it. (One such frame is an outlier until the next says otherwise.)
@@ -868,89 +766,35 @@ class NeedleTracker:
                 self._hold = 1
                 tc.clear()
             else:
-                tc[:] = [(sm, None, m.t)]
+                tc[:] = [(sm, None)]
             return False
         # A jump that persists replaces the tip: tip_reset_ahead consistent frames beyond
         # the prediction (the shaft cannot show past its tip: the tip is back in the slice,
         # or advanced fast), tip_reset_after short of it (stopped, or withdrawn).
-        if self._chain(tc, sm, y > 0.0, m.t):
-            return self._reset_tip(m, sm, r, keep=True, v=self._chain_speed(tc))
-        return False
-
-    def _chain(self, tc, sm, ahead, t):
-        """Add a doubtful tip to the run of consistent ones; True when the run is long enough
-        to replace the tip."""
-        if tc and (tc[-1][1] is None or abs(sm - tc[-1][0]) > self._cand_tip
-                   or tc[-1][1] != ahead):
+        ahead = y > 0.0
+        if tc and (abs(sm - tc[-1][0]) > self._cand_tip or tc[-1][1] != ahead):
             tc.clear()
-        tc.append((sm, ahead, t))
-        return len(tc) >= (self.tip_reset_ahead if ahead else self.tip_reset_after)
-
-    def _chain_speed(self, tc):
-        """The tip's speed along a run of consistent tips (first to last), within bounds."""
-        dt = tc[-1][2] - tc[0][2]
-        return self._clip_speed((tc[-1][0] - tc[0][0]) / dt) if dt > 0.0 else 0.0
-
-    def _outlier_prob(self):
-        """The current chance that a tip inside the gate is a bad tip."""
-        if not self._adapt:
-            return self._p_out
-        a = self._out_acc
-        return min(max(a[0] / a[1], OUTLIER_PROB_MIN), OUTLIER_PROB_MAX)
-
-    def _learn_outlier(self, x):
-        """One sample (0: the tip was the tip, 1: it was not) of the online bad-tip rate."""
-        if not self._adapt:
-            return
-        lam, a = self._forget, self._out_acc
-        a[0] = lam * a[0] + x
-        a[1] = lam * a[1] + 1.0
-
-    @staticmethod
-    def _loglik(tm, mu, sm, r):
-        """Log-likelihood of a tip at ``sm`` (variance ``r``) under the tip models."""
-        tot = 0.0
-        for mdl, p in zip(tm, mu):
-            S = mdl[2] + r
-            tot += p * math.exp(-0.5 * min((sm - mdl[0]) ** 2 / S, 700.0)) / math.sqrt(S)
-        return math.log(tot) if tot > 0.0 else -math.inf
-
-    def _within_speed(self, m, r):
-        """Whether the detected tip is no further from the last filtered tip than the needle
-        can move at ``max_speed_mm_s`` since then, plus SPEED_GATE_SIGMAS of the noise."""
-        if self._tip_post is None:
-            return True
-        x, z, t, var = self._tip_post
-        lim = self._vmax * (m.t - t) + SPEED_GATE_SIGMAS * math.sqrt(r + var)
-        return math.hypot(m.tipx - x, m.tipz - z) <= lim
+        tc.append((sm, ahead))
+        if len(tc) >= (self.tip_reset_ahead if ahead else self.tip_reset_after):
+            return self._reset_tip(m, sm, r)
+        return False
 
     def _tip_miss(self):
         """A frame without a usable tip: widen the tip's uncertainty and stop extrapolating
         its velocity at full speed (the motion model disagrees with the image)."""
         dt = self._last_dt
         q = self._q_miss
-        for j, mdl in enumerate(self._tm):
+        for mdl in self._tm:
+            mdl[1] *= self._miss_v
             mdl[2] += q * dt ** 3 / 3.0
-            if j:                       # the still model has no velocity to damp
-                mdl[1] *= self._miss_v
-                mdl[3] += q * dt * dt / 2.0
-                mdl[4] += q * dt
+            mdl[3] += q * dt * dt / 2.0
+            mdl[4] += q * dt
         self._combine_tip()
         self._tip_hist.clear()
 
-    def _mark_post(self, t):
-        """Remember the filtered tip (point, time, variance) of a frame whose tip was used."""
-        x, z = self._tip_point()
-        self._tip_post = (x, z, t, self._pt[0])
-
-    def _reset_tip(self, m, sm, r, keep=False, v=0.0):
-        # the tip replaced after a jump that persisted: the old estimate is kept for a few
-        # frames, to go back to should the detections return to it
-        self._alt = [[list(x) for x in self._tm], list(self._mu), self._tip_post,
-                     self._tip_seen, 0] if keep and ALT_FRAMES else None
-        self._set_tip(sm, v, r, 0.0, self._v0)
+    def _reset_tip(self, m, sm, r):
+        self._set_tip(sm, 0.0, r, 0.0, self._v0)
         self._tip_seen = (m.tipx, m.tipz, m.t)
-        self._mark_post(m.t)
         self._tip_cands = []
         self._hold = 0
         return True
@@ -979,7 +823,7 @@ class NeedleTracker:
         if len(res) > self._noise_window:
             del res[0]
         n = len(res)
-        est = sorted(res)[int(TIP_NOISE_QUANTILE * (n - 1) + 0.5)] / CHI2_1DOF_QUANTILE
+        est = sorted(res)[n // 2] / CHI2_1DOF_MEDIAN
         if n < NOISE_MIN_SAMPLES:
             est = (NOISE_PRIOR_WEIGHT * self._r_tip + n * est) / (NOISE_PRIOR_WEIGHT + n)
         self._rn_tip = max(est, self._rmin_tip)
@@ -1020,8 +864,6 @@ class NeedleTracker:
         self._set_tip(pts[-1][0], self._speed_from(pts), self._rn_tip / m.conf, 0.0, self._v0)
         self._active, self._stale = True, False
         self._tip_seen = (m.tipx, m.tipz, m.t)
-        self._mark_post(m.t)
-        self._alt = None
         self._conf = m.conf
         self._length = m.length
         self._cands = []
@@ -1088,7 +930,7 @@ class NeedleTracker:
             if self._active and dt > 0.0:
                 # coasting: nothing says the needle keeps moving; let its speed decay
                 k = math.exp(-dt / self._coast_tau)
-                for mdl in self._tm[1:]:      # v <- k v, with its covariance
+                for mdl in self._tm:      # v <- k v, with its covariance
                     mdl[1] *= k
                     mdl[3] *= k
                     mdl[4] *= k * k
