@@ -28,20 +28,6 @@ namespace usfast {
 namespace k {
 
 // ---- helpers shared by the denoising kernels ---------------------------------------------------
-USFAST_HD float bits_to_float(unsigned u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  return __builtin_bit_cast(float, u);
-#endif
-}
-USFAST_HD unsigned float_to_bits(float v) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(v);
-#else
-  return __builtin_bit_cast(unsigned, v);
-#endif
-}
 
 // max(v, 0) on the bits (a negative float is a negative int): a float select followed by more
 // arithmetic keeps GCC from vectorising a loop unless math traps are off, an int max does not.

@@ -27,14 +27,16 @@ typedef long long usf_i64;  // strides and offsets; the same spelling works for 
 namespace usfast {
 namespace k {
 
-// Bit casts between float and int (vectorisable on the host, unlike a union or memcpy loop).
+// Bit casts between a float and its 32 bits (vectorisable on the host, unlike a union).
 #if defined(__CUDA_ARCH__)
-USFAST_HD int float_bits(float x) { return __float_as_int(x); }
-USFAST_HD float bits_float(int i) { return __int_as_float(i); }
+USFAST_HD unsigned float_to_bits(float x) { return __float_as_uint(x); }
+USFAST_HD float bits_to_float(unsigned u) { return __uint_as_float(u); }
 #else
-USFAST_HD int float_bits(float x) { return __builtin_bit_cast(int, x); }
-USFAST_HD float bits_float(int i) { return __builtin_bit_cast(float, i); }
+USFAST_HD unsigned float_to_bits(float x) { return __builtin_bit_cast(unsigned, x); }
+USFAST_HD float bits_to_float(unsigned u) { return __builtin_bit_cast(float, u); }
 #endif
+USFAST_HD int float_bits(float x) { return (int)float_to_bits(x); }
+USFAST_HD float bits_float(int i) { return bits_to_float((unsigned)i); }
 
 // log10 for x >= 0 (0 gives about -38, not -inf). On the GPU the hardware log; on the host a
 // branch-free form that the compiler vectorises (libm's log10f is a scalar call): x = m 2^e with
