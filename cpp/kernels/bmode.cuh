@@ -93,17 +93,20 @@ USFAST_HD float magnitude(cf32 v) { return fsqrt(v.re * v.re + v.im * v.im); }
 // Log compression to a display value in [0, 1]: 0 <-> -dr_db, 1 <-> 0 dB.
 //   dB = 20 log10(env * inv_ref) + gain_db, clamped to [-dr_db, 0].
 // env = 0 maps to 0: log10 gives -inf (GPU) or about -38 (host series), both clamped.
+USFAST_HD float db_to_display(float db, float dr_db) {
+  return (clampf(db, -dr_db, 0.f) + dr_db) / dr_db;
+}
 USFAST_HD float log_compress_px(float env, float inv_ref, float gain_db, float dr_db) {
-  const float db = clampf(20.f * flog10(env * inv_ref) + gain_db, -dr_db, 0.f);
-  return (db + dr_db) / dr_db;
+  return db_to_display(20.f * flog10(env * inv_ref) + gain_db, dr_db);
 }
 
 // The same display value from the power p = env^2, without the square root:
 //   dB = 10 log10(p) + offset_db, offset_db = 20 log10(inv_ref) + gain_db (one per frame).
-USFAST_HD float log_offset_db(float inv_ref, float gain_db) { return 20.f * flog10(inv_ref) + gain_db; }
+USFAST_HD float log_offset_db(float inv_ref, float gain_db) {
+  return 20.f * flog10(inv_ref) + gain_db;
+}
 USFAST_HD float log_compress_power_px(float p, float offset_db, float dr_db) {
-  const float db = clampf(10.f * flog10(p) + offset_db, -dr_db, 0.f);
-  return (db + dr_db) / dr_db;
+  return db_to_display(10.f * flog10(p) + offset_db, dr_db);
 }
 
 // Store a display value in [0, 1] as float32 or as uint8 0..255 (rounded).

@@ -970,9 +970,10 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
        point where the shaft meets the background, by least squares: a straight line over the
        shaft (it takes up a tip that fades towards its end) from 7 mm before the stretch's end,
        and the background level (the profile's median from 2 mm past it) after; searched from
-       4 mm before to 2 mm after the stretch's end. When the needle's acoustic shadow (below it, along vertical beams) ends
-       significantly further on and a faint continuation of the shaft is seen up to there, the
-       tip moves to where the shadow ends (a tip that fades into the speckle).
+       4 mm before to 2 mm after the stretch's end. When the needle's acoustic shadow (below
+       it, along vertical beams) ends significantly further on and a faint continuation of the
+       shaft is seen up to there, the tip moves to where the shadow ends (a tip that fades into
+       the speckle).
     5. Decision: the shaft must be straight (sagitta <= 0.4 mm), at least 3 mm long, inside
        the angle prior and the ROI; its detection statistic is the smallest of three robust
        SNRs (the shaft against the rest of its line, and against the bands on either side)

@@ -32,7 +32,7 @@ void fir_row(const T* xf, int64_t rs, int R, int n, int C, const float* h, int n
   for (int c = 0; c < C; ++c) acc[c] = 0.f;
   for (int k = k0; k <= k1; ++k) {
     const float hk = h[k];
-    if (hk == 0.f) continue;  // half the taps of a Hilbert transformer are zero
+    if (hk == 0.f) continue;  // a zero tap adds nothing
     const T* xr = xf + (int64_t)(n + d - k) * rs;
 #pragma omp simd
     for (int c = 0; c < C; ++c) k::fir_acc(acc[c], hk, k::to_float(xr[c]));
