@@ -143,7 +143,10 @@ def accuracy_table():
     T = _load_accuracy_module()
     t0 = time.time()
     res = {"held-out insertions (seeds 1000-1049)": T.summarise(T.insertion_rows(T.HELD_OUT),
-                                                                T.free_rows(T.FREE))}
+                                                                T.free_rows(T.FREE)),
+           "second held-out set (seeds 5000-5049)": T.summarise(T.insertion_rows(T.HELD_OUT_2)),
+           "seeds 0-99, where the constants were set": T.summarise(
+               T.insertion_rows(range(100)), T.free_rows(range(100)))}
     for name in T.VARIANTS:
         res[name] = T.summarise(T.variant_rows(name, range(3000, 3008)))
     for kind in ("linear", "curvilinear"):
@@ -172,20 +175,31 @@ def write_accuracy_md(res, speed, path=HERE / "needle_accuracy.md"):
         L.append(f"| {name} | {s['frames']} | {100 * s['detection']:.1f} % | "
                  f"{s['tip_median_mm']:.2f} mm | {s['tip_p95_mm']:.2f} mm | "
                  f"{s['angle_median_deg']:.3f} deg | {s['angle_p95_deg']:.2f} deg | {fp} |")
-    L += ["", "Not met: the tip's 95th percentile (1.0 mm) on the held-out seeds, by a hair "
-          "(0.91 mm on seeds 0-39, where the constants were set). A third of the simulator's looks "
-          "draw a tip that fades by 4-15 dB over its last 1-4 mm; the tip is where a straight line "
-          "through the fading shaft meets the background (a least-squares change point), and "
-          "where that end sinks below the speckle, or the shaft crosses a bright layer or enters "
-          "a bright lesion, the estimate falls short; when the needle's acoustic shadow is clear "
-          "and a faint continuation is seen, the tip moves to where the shadow ends. Those frames "
-          "make the tail of the tip error. Detection below 95 % on a 35 dB display with the "
-          "tissue below it: every miss is on one seed whose needle echo is below the display "
-          "floor too (a black frame but for a few pixels of the shaft); on a faint 14 dB needle, "
-          "93 %.", "",
+    L += ["", "Met on both held-out sets: the tip median and 95th percentile, the angle, and "
+          "false positives on the test's needle-free seeds. Not met: detection on the second "
+          "held-out set, 98.8 % (99.3 % on the first, 99.4 % on seeds 0-99; pooled over both "
+          "held-out sets 99.0 %). Of its five misses, three are the first scored frame of an "
+          "insertion (5-6 mm in view, next to or across a bright layer): the needle's line "
+          "is examined, but the cross-profile peaks along so short a stretch, pulled by the "
+          "layer, do not fit a line within 5 deg of it (keeping the accumulator's line there "
+          "instead made a quarter of needle-free frames false detections). In the other two "
+          "the accumulator did not offer the needle's line, which gathers fewer votes than "
+          "longer structures (fascia, aligned speckle); examining more lines, or lines seeded "
+          "from the strongest ridge blocks, raised false detections to 2-4 %. The tip's tail: a third of the simulator's looks draw a "
+          "tip that fades by 4-15 dB over its last 1-4 mm; the tip is where a straight line "
+          "through the fading shaft meets the background (a least-squares change point on the "
+          "axis's centre sample), and where that end sinks below the speckle the estimate falls "
+          "short; when the needle's acoustic shadow ends clearly further on and a faint "
+          "continuation is seen, the tip moves to where the shadow ends. Looks below 95 % "
+          "detection: a 35 dB display with the tissue below it (every miss is on one seed whose "
+          "needle echo is below the display floor too: a black frame but for a few pixels of "
+          "the shaft) and a faint 14 dB needle (93 %). The RF chain's curvilinear sector: one "
+          "of 12 needles (a faint 8 mm stretch) is missed, and one is found 7 mm short where "
+          "a bright layer crosses it.", "",
           "Decision threshold: `usfast.needle.DETECTION_SNR` = "
-          f"{__import__('usfast.needle', fromlist=['x']).DETECTION_SNR:g}, set on needle-free "
-          "sequences of seeds 0-99 for at most 1 % false detections.", ""]
+          f"{__import__('usfast.needle', fromlist=['x']).DETECTION_SNR:g}, set on the "
+          "needle-free sequences of seeds 0-99 (1.2 % false detections there, 1.0 % on the "
+          "test's seeds 2000-2099).", ""]
     if speed:
         L += ["## Speed (this machine: "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

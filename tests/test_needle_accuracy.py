@@ -27,6 +27,7 @@ import usfast as us
 sim = pytest.importorskip("usfast.sim")
 
 HELD_OUT = range(1000, 1050)
+HELD_OUT_2 = range(5000, 5050)  # a second held-out set, published by benchmarks/bench_needle.py
 FREE = range(2000, 2100)
 
 
@@ -186,14 +187,13 @@ def test_tip_median_target(held_out):
 
 @pytest.mark.slow
 def test_tip_p95(held_out):
-    """The issue's 95th percentile target is 1.0 mm: measured 1.03 mm on these seeds (0.91 mm
-    on seeds 0-39, where the constants were set), so not met by a hair. A third of the
-    simulator's looks draw a tip that fades by 4-15 dB over its last 1-4 mm; the tip is where
-    a line through the fading shaft meets the background, and where that end sinks below the
-    speckle, or the shaft crosses a bright layer, the estimate falls short. Held at the measured
-    level so that regressions show."""
+    """The issue's 95th percentile target, 1.0 mm: measured 0.94 mm on these seeds (0.87 mm on
+    the second held-out set, seeds 5000-5049; 0.89 / 0.96 mm on seeds 0-39 / 40-99, where the
+    constants were set). A third of the simulator's looks draw a tip that fades by 4-15 dB over
+    its last 1-4 mm; where that end sinks below the speckle the estimate falls short, and those
+    frames make the tail."""
     s = summarise(held_out)
-    assert s["tip_p95_mm"] <= 1.15, s
+    assert s["tip_p95_mm"] <= 1.0, s
 
 
 @pytest.mark.slow
@@ -211,7 +211,7 @@ def test_robust_to_looks_outside_the_defaults(name):
     shown entirely below a 35 dB display range (88.4 %: every miss is on one seed whose needle
     echo is below the display floor too, so the frame is black but for a few scattered pixels of
     the shaft; with the gain raised so that tissue shows, 100 %) and a faint 14 dB needle
-    (93.0 %). A wide 3.5 MHz PSF: 95.3 %, 0.42 mm."""
+    (93.0 %). A wide 3.5 MHz PSF: 95.3 %, 0.41 mm."""
     det_min, tip_max = BELOW_TARGET.get(name, (0.95, 0.5))
     s = summarise(variant_rows(name, range(3000, 3008)))
     assert s["detection"] >= det_min, s
@@ -233,6 +233,9 @@ def test_rf_to_bmode_to_scan_conversion_chain(kind):
     assert s["detection"] >= 0.9, s
     assert s["tip_median_mm"] <= 0.5, s
     assert s["angle_median_deg"] <= 0.5, s
+    # no line of tissue taken for the needle: the zeros outside a curvilinear sector once made
+    # the noise along a line through them vanish and its contrast infinite (seed 4007, 15 deg)
+    assert s["angle_p95_deg"] <= 2.0, s
 
 
 def test_quick_accuracy_on_a_few_frames():
