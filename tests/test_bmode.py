@@ -288,3 +288,21 @@ def test_cuda_unavailable_says_why():
         pytest.skip("a CUDA device is present here")
     with pytest.raises(us.BackendUnavailable, match="cuda"):
         us.envelope(np.ones((4, 4), np.float32), backend="cuda")
+
+
+def test_numpy_calls_do_not_load_cupy_or_scipy():
+    """A frame-rate prototype's first NumPy call pays for neither CuPy's import (about 0.1 s,
+    to learn that no GPU is asked for) nor SciPy's (the reference backend's, about 0.2 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, usfast as us\n"
+        "rf = (np.random.default_rng(0).standard_normal((512, 64)) * 1000).astype(np.int16)\n"
+        "us.bmode(rf, 40e6, 7.5e6, decimation=4, dynamic_range_db=60)\n"
+        "img = np.random.default_rng(0).random((128, 128)).astype(np.float32)\n"
+        "us.locate_needle(img, geometry=us.ImageGeometry((0.1, 0.1), (0, 0), (128, 128)))\n"
+        "print(sorted(m for m in ('scipy', 'cupy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

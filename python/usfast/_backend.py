@@ -46,44 +46,53 @@ def cupy_module():
 
 
 @functools.lru_cache(maxsize=None)
-def status() -> dict:
-    """``{backend: (works: bool, reason: str)}`` for every backend."""
-    st = {"reference": (True, "NumPy float64")}
+def _status_of(name: str) -> tuple:
+    """(works, reason) of one backend, probed on first use only: a NumPy call does not pay for
+    importing CuPy (about 0.1 s) to learn that it runs on the CPU."""
+    if name == "reference":
+        return (True, "NumPy float64")
     c = core()
-    st["cpu"] = (True, "compiled C++") if c is not None else (False, _core_error())
-    if c is None:
-        st["cuda"] = (False, _core_error())
-    elif os.environ.get("USFAST_FORCE_CPU"):
-        st["cuda"] = (False, "disabled by USFAST_FORCE_CPU")
-    elif not c.build_info()["cuda_compiled"]:
-        st["cuda"] = (False, "usfast was built without CUDA (USFAST_CUDA=OFF or no nvcc at build time)")
-    else:
+    if name == "cpu":
+        return (True, "compiled C++") if c is not None else (False, _core_error())
+    if name == "cuda":
+        if c is None:
+            return (False, _core_error())
+        if os.environ.get("USFAST_FORCE_CPU"):
+            return (False, "disabled by USFAST_FORCE_CPU")
+        if not c.build_info()["cuda_compiled"]:
+            return (False, "usfast was built without CUDA (USFAST_CUDA=OFF or no nvcc at build "
+                           "time)")
         n, why = c.cuda_device_count()
-        st["cuda"] = (True, f"{n} CUDA device(s)") if n > 0 else (False, why)
-    cp = cupy_module()
-    if os.environ.get("USFAST_FORCE_CPU"):
-        st["cupy"] = (False, "disabled by USFAST_FORCE_CPU")
-    elif cp is None:
-        st["cupy"] = (False, "CuPy is not installed (pip install 'usfast[cupy]')")
-    else:
+        return (True, f"{n} CUDA device(s)") if n > 0 else (False, why)
+    if name == "cupy":
+        if os.environ.get("USFAST_FORCE_CPU"):
+            return (False, "disabled by USFAST_FORCE_CPU")
+        cp = cupy_module()
+        if cp is None:
+            return (False, "CuPy is not installed (pip install 'usfast[cupy]')")
         try:
             ok = cp.cuda.is_available()
         except Exception as e:  # pragma: no cover
             ok, why = False, str(e)
         else:
             why = "" if ok else "CuPy found no usable CUDA device"
-        st["cupy"] = (True, f"CuPy {cp.__version__}") if ok else (False, why)
-    return st
+        return (True, f"CuPy {cp.__version__}") if ok else (False, why)
+    return (False, f"unknown backend {name!r}")
+
+
+def status() -> dict:
+    """``{backend: (works: bool, reason: str)}`` for every backend."""
+    return {name: _status_of(name) for name in ("reference", "cpu", "cuda", "cupy")}
 
 
 def available(name: str) -> bool:
-    return status().get(name, (False, ""))[0]
+    return _status_of(name)[0]
 
 
 def require(name: str) -> None:
     if name not in BACKENDS:
         raise InputError(f"backend: expected one of {BACKENDS}; got {name!r}")
-    ok, why = status()[name]
+    ok, why = _status_of(name)
     if not ok:
         raise BackendUnavailable(f"backend {name!r} is not available: {why}")
 

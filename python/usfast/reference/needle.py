@@ -8,7 +8,6 @@ independent implementation of the same sampled, normalised taps and "reflect" bo
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 RIDGE_FRANGI = 0
 RIDGE_STRENGTH = 1
@@ -52,6 +51,8 @@ def box_decimate(x, factor, scale):
 def hessian(img, sigma, radius):
     """Scale-normalised Hessian (xx, xz, zz) = sigma^2 * second Gaussian derivatives, with
     scipy's 'reflect' borders. img: (rows, cols)."""
+    from scipy import ndimage as ndi  # here: `import usfast` does not load SciPy (0.2 s)
+
     x = np.asarray(img, dtype=np.float64)
 
     def d(order_z, order_x):
