@@ -342,6 +342,26 @@ def test_lost_needle_back_on_its_axis_is_taken_at_once():
     assert s.status == "tracking" and tip_err(s, tip) < 1.0
 
 
+def test_a_bad_tip_that_brings_a_lost_needle_back_does_not_stay():
+    """Back on its axis from one detection whose tip is 3.5 mm off: the axis is taken at once,
+    the tip only until the next detection disagrees with it (it is one unconfirmed tip)."""
+    tr = NeedleTracker(GEOM, max_coast=5)
+    frames = straight_sequence(60, speed=0.0, seed=4)
+    for t, det, *_ in frames[:30]:
+        tr.update_estimate(det, t=t)
+    for t, *_ in frames[30:40]:
+        s = tr.update_estimate(missing(), t=t)
+    assert s.status == "lost"
+    t, det, tip, *_ = frames[40]
+    a = math.radians(det.angle_deg)
+    bad_tip = (tip[0] + 3.5 * math.cos(a), tip[1] + 3.5 * math.sin(a))
+    s = tr.update_estimate(needle_estimate(bad_tip, det.angle_deg, conf=det.confidence), t=t)
+    assert s.status == "tracking"
+    for t, det, tip, *_ in frames[41:43]:
+        s = tr.update_estimate(det, t=t)
+        assert tip_err(s, tip) < 0.5, tip_err(s, tip)
+
+
 def test_large_jump_that_persists_resets_the_track():
     """The probe moves: the needle now appears 6 mm deeper at 45 degrees and stays there.
     The first reset_after - 1 detections are gated out (coasting on the old track); then the

@@ -44,7 +44,9 @@ the axis at signed position ``s = u . (tip - c)`` and moves along it with veloci
   then the track is ``"lost"`` and ``found`` is False. While coasting the tip's velocity
   decays (``coast_velocity_tau_s``): nothing says the needle keeps moving.
 * Re-acquisition: when lost, a detection consistent with the last axis resumes the track at
-  once; otherwise ``acquire_frames`` mutually consistent detections start a new one.
+  once (its tip stays unconfirmed until a next detection agrees with it within
+  ``candidate_tip_tol_mm``; one that does not replaces it); otherwise ``acquire_frames``
+  mutually consistent detections start a new one.
 * Tip along an accepted axis: a gated-out tip adds noise (``q_accel_miss_mm_s2``) and damps
   the velocity (``tip_miss_velocity_factor``). A tip that jumps back further than the needle
   can move at ``max_speed_mm_s`` since the tip was last seen is the tip leaving the slice
@@ -380,6 +382,7 @@ class NeedleTracker:
         self._cand_gap = 0
         self._tip_cands = []                # consistent gated-out tips: (s, ahead)
         self._hold = 0                      # frames the tip has been held out of the slice
+        self._tip_tentative = False         # the tip is one unconfirmed detection's
         self._tip_seen = (0.0, 0.0, 0.0)    # where and when a tip was last accepted
         self._tip_hist = []                 # the last three tips on the axis (x, z, t, conf)
         self._tip_res = []                  # tip-noise samples
@@ -696,6 +699,10 @@ class NeedleTracker:
         """Gate and fold the tip; returns True when used."""
         sm, r = self._tip_meas(m)
         y = sm - self._s
+        if self._tip_tentative:
+            if abs(y) > self._cand_tip:
+                return self._reset_tip(m, sm, r)    # still unconfirmed: the newer one
+            self._tip_tentative = False
         if self._hold:
             # The tip is held where it was while the visible end lies well short of it (the
             # tip out of the slice). A detection back near the held tip, or beyond it, ends
@@ -869,6 +876,10 @@ class NeedleTracker:
         self._cands = []
         self._tip_cands = []
         self._hold = 0
+        # back on the axis it was lost on from one detection: the axis is confirmed by the
+        # track's past, the tip is not (it may be a bad tip, and the filter would then hold on
+        # to it against the next, good ones)
+        self._tip_tentative = len(cands) == 1
 
     def _consistent(self, a, b):
         dth = _wrap_pi(b.th - a.th)
