@@ -329,7 +329,8 @@ def test_coast_then_lost_then_reacquire_a_reinserted_needle():
     assert tip_err(states2[-1], second[-1][2]) < 0.6
 
 
-def test_lost_needle_back_on_its_axis_is_taken_at_once():
+def _lost_on_its_axis():
+    """A tracker that followed a resting needle for 30 frames, then lost it (10 misses)."""
     tr = NeedleTracker(GEOM, max_coast=5)
     frames = straight_sequence(60, speed=0.0, seed=4)
     for t, det, *_ in frames[:30]:
@@ -337,6 +338,11 @@ def test_lost_needle_back_on_its_axis_is_taken_at_once():
     for t, *_ in frames[30:40]:
         s = tr.update_estimate(missing(), t=t)
     assert s.status == "lost"
+    return tr, frames
+
+
+def test_lost_needle_back_on_its_axis_is_taken_at_once():
+    tr, frames = _lost_on_its_axis()
     t, det, tip, *_ = frames[40]
     s = tr.update_estimate(det, t=t)
     assert s.status == "tracking" and tip_err(s, tip) < 1.0
@@ -345,13 +351,7 @@ def test_lost_needle_back_on_its_axis_is_taken_at_once():
 def test_a_bad_tip_that_brings_a_lost_needle_back_does_not_stay():
     """Back on its axis from one detection whose tip is 3.5 mm off: the axis is taken at once,
     the tip only until the next detection disagrees with it (it is one unconfirmed tip)."""
-    tr = NeedleTracker(GEOM, max_coast=5)
-    frames = straight_sequence(60, speed=0.0, seed=4)
-    for t, det, *_ in frames[:30]:
-        tr.update_estimate(det, t=t)
-    for t, *_ in frames[30:40]:
-        s = tr.update_estimate(missing(), t=t)
-    assert s.status == "lost"
+    tr, frames = _lost_on_its_axis()
     t, det, tip, *_ = frames[40]
     a = math.radians(det.angle_deg)
     bad_tip = (tip[0] + 3.5 * math.cos(a), tip[1] + 3.5 * math.sin(a))
