@@ -189,15 +189,17 @@ def _report(results, truth, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def tips(key):
+        return np.array([r[key].tip_mm if r[key] is not None and r[key].found
+                         else (np.nan, np.nan) for r in results], float)
+
     t = np.array([r["t_s"] for r in results])
-    trk = np.array([r["state"].tip_mm if r["state"] is not None and r["state"].found
-                    else (np.nan, np.nan) for r in results], float)
+    trk = tips("state")
     vis = truth["tip_visible"] & (truth["visible_length_mm"] >= MIN_VISIBLE_MM)
     tx = np.where(truth["in_plane"], truth["tip_x_mm"], np.nan)
     tz = np.where(truth["in_plane"], truth["tip_z_mm"], np.nan)
     err = np.hypot(trk[:, 0] - tx, trk[:, 1] - tz)
-    det = np.array([r["estimate"].tip_mm if r["estimate"] is not None and r["estimate"].found
-                    else (np.nan, np.nan) for r in results], float)
+    det = tips("estimate")
     err_det = np.hypot(det[:, 0] - tx, det[:, 1] - tz)
     fig, ax = plt.subplots(3, 1, figsize=(9, 10), constrained_layout=True)
     ax[0].plot(t, tx, "k-", lw=2, label="true tip x")

@@ -841,11 +841,13 @@ def _evaluate(fr, p, u):
     prof = b2[:, mid - _CORE_PX:mid + _CORE_PX + 1].mean(axis=1)
     upper = b2[:, mid + a:mid + z + 1] if u2[0] > 0 else b2[:, mid - z:mid - a + 1]
     lower = b2[:, mid - z:mid - a + 1] if u2[0] > 0 else b2[:, mid + a:mid + z + 1]
-    r = prof - upper.mean(axis=1)
-    rl = prof - lower.mean(axis=1)
+    up, lw = upper.mean(axis=1), lower.mean(axis=1)
+    r = prof - up
+    rl = prof - lw
     # the line's contrast over both sides: tissue brightness changes (a vessel, a shadow,
     # a layer crossing the band) cancel, the needle's own brightness remains
-    rb = prof - 0.5 * (upper.mean(axis=1) + lower.mean(axis=1))
+    sides = 0.5 * (up + lw)
+    rb = prof - sides
     s0, s1 = _bright_segment(rb)
     if s1 - s0 < 2:
         return None
@@ -857,7 +859,7 @@ def _evaluate(fr, p, u):
     # (the +-1 pixel core, which the detection statistic below uses for its lower noise, placed
     # the tip worse: p95 1.21 -> 0.91 mm on seeds 40-99, benchmarks/needle_accuracy.md); the
     # shaft's line starts no earlier than the shaft
-    rc = b2[:, mid] - 0.5 * (upper.mean(axis=1) + lower.mean(axis=1))
+    rc = b2[:, mid] - sides
     far = rc[min(s1 + int(round(_BG_MM / px)), len(rc)):]
     bg = _med(far) if len(far) >= int(round(1.0 / px)) else _med(rc[s1:])
     s1 = _drop(rc, s1, lo, hi, max(s1 - lo - int(round(_LINE_MM / px)), s0, 0), bg)
