@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 
 import numpy as np
 
@@ -533,6 +534,7 @@ _MAX_SAGITTA_MM = 0.4   # straightness: sagitta of a parabola through the shaft
 _SHADOW_Z = 3.0         # significance of the shadow's end (see _shadow_tip)
 _SHADOW_STANDOUT = 2.0  # ... and its robust z among the profile's other steps
 _FAINT_Z = 1.5          # significance of the faint stretch before it (see _faint_between)
+_BLUR_MAX_MM = 0.3      # widest speckle correlation length that shifts the tip (_blur_shift)
 #: detection statistic at which confidence is 0.5: set on needle-free sequences of usfast.sim
 #: for about 1 % of their frames reporting a needle (1.2 % on seeds 0-99 where it was set, 1.0 %
 #: on the test's seeds 2000-2099; see tests/test_needle_accuracy.py)
@@ -697,6 +699,69 @@ def _on_grid(m, f, e0, u, k):
     return m[rw, cw]
 
 
+_NORMAL = statistics.NormalDist()
+
+
+def _speckle_width(parts, max_lag):
+    """The speckle's correlation length along the rows (pixels) of the 2-D display-image
+    samples in ``parts`` (columns are independent lines): the lag at which their
+    autocorrelation falls to one half, over sqrt(2 ln 2) (the sigma of a Gaussian with that
+    half height). On log-compressed, fully developed speckle made by a Gaussian PSF of
+    amplitude width sigma it reads about 0.65 sigma (tests/test_needle_kernels.py). None when
+    there is no speckle to read (no part with more than 2 max_lag clean rows) or when it does
+    not decorrelate within max_lag (smoothed away)."""
+    num = np.zeros(max_lag + 1)
+    den = 0.0
+    for P in parts:
+        P = P[(P > 0).all(axis=1)]          # outside a sector, or black: no speckle there
+        if len(P) <= 2 * max_lag:
+            continue
+        P = P - P.mean(axis=0)
+        den += float((P * P).sum()) / len(P)
+        for k in range(1, max_lag + 1):
+            num[k] += float((P[k:] * P[:-k]).sum()) / (len(P) - k)
+    if den <= 0.0:
+        return None
+    r = num / den
+    r[0] = 1.0
+    for k in range(1, max_lag + 1):
+        if r[k] < 0.5:
+            lag = k - 1 + (r[k - 1] - 0.5) / (r[k - 1] - r[k])
+            return lag / math.sqrt(2.0 * math.log(2.0))
+    return None
+
+
+def _blur_shift(b, s1, px, contrast_db, side_px):
+    """How far (pixels) past the physical tip the change point of a blurred end lies.
+
+    The point-spread function blurs the shaft's end into a step Phi((t0 - s) / sigma) in
+    linear amplitude (t0 the tip). The least-squares change point on log-compressed data
+    (_drop) falls near the middle in decibels between the shaft's level A and the background
+    B, where B + (A - B) Phi = sqrt(A B): w z(R) past t0, with R = A / B and
+    z(R) = -Phi^-1((sqrt(R) - 1) / (R - 1)) (0.4 at 10 dB, 1.0 at 30 dB). The width w is read
+    on the same image: the speckle's correlation length along the axis (_speckle_width) in the
+    side bands and in the band past the tip, so whatever blurred the image (pulse, beam,
+    scan conversion) counts. It reads about 0.65 of the PSF's width; with it the shift takes
+    out the outward bias of tips that keep their brightness to the end, on both simulators
+    (benchmarks/needle_accuracy.md: mean along-axis error -0.02 mm on the Cartesian seeds
+    40-99, was +0.08; +0.06 mm through the RF chain, was +0.16). An image whose speckle was
+    smoothed away by a speckle filter (correlated beyond a 0.3 mm width) gives no shift."""
+    if not contrast_db > 0.0:
+        return 0.0
+    T, W = b.shape
+    parts = [b[:, :side_px], b[:, W - side_px:]]
+    past = b[min(s1 + int(round(1.0 / px)), T):]
+    if len(past):
+        parts.append(past)
+    half_height = math.sqrt(2.0 * math.log(2.0))      # half-height lag / sigma
+    w = _speckle_width(parts, max(4, int(math.ceil(_BLUR_MAX_MM * half_height / px))))
+    if w is None:
+        return 0.0
+    R = 10.0 ** (min(contrast_db, 40.0) / 20.0)
+    q = (math.sqrt(R) - 1.0) / (R - 1.0) if R > 1.0 + 1e-9 else 0.5
+    return w * -_NORMAL.inv_cdf(q)
+
+
 def _drop(c, k, lo, hi, a0, bg):
     """Change point of the tip near k, by least squares: the profile c is a straight line over
     [a0, t) (the shaft, whether it keeps its brightness or fades towards its end) and the
@@ -707,7 +772,7 @@ def _drop(c, k, lo, hi, a0, bg):
     n = len(c)
     t = np.arange(max(k - lo, a0 + 2), min(k + hi, n - 1) + 1)
     if len(t) == 0:
-        return k
+        return k, float(c[max(k - 1, 0)])
     i = np.arange(n, dtype=np.float64)
 
     def cum(v):
@@ -723,13 +788,15 @@ def _drop(c, k, lo, hi, a0, bg):
     line = (syy - sy * sy / m) - cxy * cxy / np.maximum(vx, 1e-12)
     e = min(k + hi + 1, n)
     back = R[e] - R[np.minimum(t, e)]
-    return int(t[np.argmin(line + back)])
+    j = int(np.argmin(line + back))
+    level = sy[j] / m[j] + cxy[j] / max(vx[j], 1e-12) * (t[j] - sx[j] / m[j])
+    return int(t[j]), float(level)
 
 
 class _Frame:
     """What the candidates of one frame share."""
 
-    def __init__(self, c, img, geometry, roi_px, prior_deg, work):
+    def __init__(self, c, img, geometry, roi_px, prior_deg, work, dr=60.0):
         self.c, self.img, self.g = c, img, geometry
         self.R, self.C = img.shape
         self.px = min(geometry.spacing_mm)
@@ -738,6 +805,7 @@ class _Frame:
         self.prior_deg = prior_deg
         self.scale = 1.0 / 255.0 if img.dtype == np.uint8 else 1.0
         self.work = work
+        self.dr = dr
 
     def band(self, p, u, t0, t1, half_px):
         T = int(math.floor(t1 - t0)) + 1
@@ -862,7 +930,8 @@ def _evaluate(fr, p, u):
     rc = b2[:, mid] - sides
     far = rc[min(s1 + int(round(_BG_MM / px)), len(rc)):]
     bg = _med(far) if len(far) >= int(round(1.0 / px)) else _med(rc[s1:])
-    s1 = _drop(rc, s1, lo, hi, max(s1 - lo - int(round(_LINE_MM / px)), s0, 0), bg)
+    s1, level = _drop(rc, s1, lo, hi, max(s1 - lo - int(round(_LINE_MM / px)), s0, 0), bg)
+    blur = _blur_shift(b2, s1, px, (level - bg) * fr.dr, z - a + 1)
     # 3. detection statistic: the shaft against the rest of its line and against its side,
     #    in robust noise units times sqrt(effective samples)
     gap = int(round(0.5 / px))
@@ -883,7 +952,8 @@ def _evaluate(fr, p, u):
         so = 1.4826 * _med(np.abs(o - mo)) + 1e-6
         return float((_med(v[s0:s1]) - mo) / so * math.sqrt(n_seg / tau))
 
-    return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, start=e0 + s0 * u2,
+    return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, blur=blur,
+                start=e0 + s0 * u2,
                 length_mm=(s1 - s0) * px, sagitta_mm=sagitta,
                 snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl), prof=rb, k=(s0, s1))
 
@@ -968,6 +1038,9 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     img: a scan-converted frame ``(rows, cols)``: by default a display image as
         :func:`usfast.log_compress` returns it (float32 in [0, 1], or uint8); ``scale="envelope"``
         (linear amplitude) or ``"db"`` (decibels) with ``dynamic_range_db`` say otherwise.
+        The display range, ``dynamic_range_db``, also converts the tip's contrast to decibels
+        (the tip's blur correction; a display made at 45-67 dB read as 60 dB moves the tip by
+        0.01 mm at the median and 0.05 mm at most on seeds 40-99).
     geometry: its :class:`usfast.ImageGeometry` (spacing and origin in mm, axis order (z, x)).
     angle_range_deg: prior (lo, hi), 0 < lo <= hi < 90, on the angle between needle and probe
         face (mm space); default (10, 80): a near-horizontal layer is not a needle.
@@ -995,10 +1068,15 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
        axis's centre sample: a straight line over the shaft (it takes up a tip that fades
        towards its end) from 7 mm before the stretch's end (not before the stretch's start),
        and the background level (the profile's median from 2 mm past it) after; searched from
-       4 mm before to 2 mm after the stretch's end. When the needle's acoustic shadow (below
-       it, along vertical beams) ends significantly further on and a faint continuation of the
-       shaft is seen up to there, the tip moves to where the shadow ends (a tip that fades into
-       the speckle).
+       4 mm before to 2 mm after the stretch's end. That change point of the blurred end lies
+       past the physical tip (near the middle in decibels between shaft and background, where
+       the linear amplitude is well below half the shaft's): the tip moves back by the
+       speckle's correlation length along the axis (beside and past the needle) times a
+       factor of the tip's contrast (0.4 at 10 dB, 1.0 at 30 dB; ``extra["tip_blur_mm"]``;
+       none when a speckle filter has smoothed the speckle beyond 0.3 mm). When the
+       needle's acoustic shadow (below it, along vertical beams) ends significantly further on
+       and a faint continuation of the shaft is seen up to there, the tip moves to where the
+       shadow ends instead (a tip that fades into the speckle).
     5. Decision: the shaft must be straight (sagitta <= 0.4 mm), at least 3 mm long, inside
        the angle prior and the ROI; its detection statistic is the smallest of three robust
        SNRs (the shaft against the rest of its line, and against the bands on either side)
@@ -1046,7 +1124,7 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
         acc = call.xp.asnumpy(acc)
     if fov_edge is not None and call.xp is not np:
         fov_edge = call.xp.asnumpy(fov_edge)
-    fr = _Frame(call, disp, g, roi_px, (lo, hi), (fov_edge, f))
+    fr = _Frame(call, disp, g, roi_px, (lo, hi), (fov_edge, f), dr)
     best = None
     for ia, ir, votes in _peaks(np.asarray(acc, np.float64), prior, _MAX_CANDIDATES):
         if best is not None and best["valid"] and best["snr"] >= 2.0 * DETECTION_SNR:
@@ -1075,6 +1153,11 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
         if st is not None and _faint_between(best, st, fr.px):
             best["tip_shaft"] = best["tip"]
             best["tip"] = st
+    if "tip_shaft" not in best:
+        # the change point of a blurred end lies past the tip (_blur_shift)
+        best["tip"] = best["tip"] - best["blur"] * best["u"]
+    else:
+        best["blur"] = 0.0
     return _estimate(best, g)
 
 
@@ -1087,7 +1170,7 @@ def _estimate(b, g):
     extra = {"snr": b["snr"], "snr_side": b["snr_side"], "snr_line": b["snr_line"],
              "snr_lower": b["snr_lower"],
              "votes": b["votes"], "sagitta_mm": b["sagitta_mm"], "shaft_length_mm": b["length_mm"],
-             "valid": b["valid"]}
+             "valid": b["valid"], "tip_blur_mm": b.get("blur", 0.0) * min(g.spacing_mm)}
     if not found:
         return NeedleEstimate(found=False, confidence=conf, extra=extra)
     tip, start, entry = b["tip"], b["start"], b["entry"]

@@ -180,6 +180,11 @@ class Pipeline:
                 self._speckle_fn = fn
         if c["needle"] is not None:
             _check_params("needle", us.locate_needle, c["needle"], skip=("img", "geometry"))
+            # the needle stage reads the tip's contrast in the display range B-mode made
+            b = c["bmode"]
+            if b is not None and "dynamic_range_db" in b and \
+                    c["needle"].get("scale", "display") == "display":
+                c["needle"].setdefault("dynamic_range_db", b["dynamic_range_db"])
         if c["tracking"] is not None:
             _check_params("tracking", us.NeedleTracker, c["tracking"], skip=("geometry",))
         if c["overlay"] is not None:
