@@ -76,15 +76,22 @@ void bmode(Image<const T> rf, Image<O> out, const float* taps, int ntaps, int de
                                      dynamic_range_db, ex.stream));
 }
 
+// Input, output and taps of a Hilbert envelope (envelope_rf, envelope_log): one shape in and out.
+template <class T, class O>
+static void check_hilbert(const char* fn, const Image<const T>& rf, const Image<O>& out,
+                          const float* taps, int ntaps) {
+  check_image(fn, "rf", rf);
+  check_image(fn, "out", out);
+  require(out.same_shape(rf), fn, "out", "the shape of rf");
+  require(ntaps >= 3 && ntaps % 2 == 1, fn, "ntaps", "an odd Hilbert length >= 3");
+  check_ptr(fn, "taps", taps);
+}
+
 template <class T>
 void envelope_rf(Image<const T> rf, Image<float> env, const float* taps, int ntaps,
                  const Exec& ex) {
   const char* fn = "envelope";
-  check_image(fn, "rf", rf);
-  check_image(fn, "out", env);
-  require(env.same_shape(rf), fn, "out", "the shape of rf");
-  require(ntaps >= 3 && ntaps % 2 == 1, fn, "ntaps", "an odd Hilbert length >= 3");
-  check_ptr(fn, "taps", taps);
+  check_hilbert(fn, rf, env, taps, ntaps);
   USFAST_DISPATCH(fn, ex, cpu::envelope_rf(rf, env, taps, ntaps),
                   cuda_launch::envelope_rf(rf, env, taps, ntaps, ex.stream));
 }
@@ -93,11 +100,7 @@ template <class T, class O>
 void envelope_log(Image<const T> rf, Image<O> out, const float* taps, int ntaps,
                   const float* inv_ref, float gain_db, float dynamic_range_db, const Exec& ex) {
   const char* fn = "envelope_log";
-  check_image(fn, "rf", rf);
-  check_image(fn, "out", out);
-  require(out.same_shape(rf), fn, "out", "the shape of rf");
-  require(ntaps >= 3 && ntaps % 2 == 1, fn, "ntaps", "an odd Hilbert length >= 3");
-  check_ptr(fn, "taps", taps);
+  check_hilbert(fn, rf, out, taps, ntaps);
   check_log(fn, inv_ref, dynamic_range_db, gain_db);
   USFAST_DISPATCH(fn, ex,
                   cpu::envelope_log(rf, out, taps, ntaps, inv_ref, gain_db, dynamic_range_db),

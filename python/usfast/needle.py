@@ -700,6 +700,7 @@ def _on_grid(m, f, e0, u, k):
 
 
 _NORMAL = statistics.NormalDist()
+_HALF_HEIGHT = math.sqrt(2.0 * math.log(2.0))  # a Gaussian's half-height half-width / sigma
 
 
 def _speckle_width(parts, max_lag):
@@ -711,23 +712,21 @@ def _speckle_width(parts, max_lag):
     there is no speckle to read (no part with more than 2 max_lag clean rows) or when it does
     not decorrelate within max_lag (smoothed away)."""
     num = np.zeros(max_lag + 1)
-    den = 0.0
     for P in parts:
         P = P[(P > 0).all(axis=1)]          # outside a sector, or black: no speckle there
-        if len(P) <= 2 * max_lag:
+        n = len(P)
+        if n <= 2 * max_lag:
             continue
         P = P - P.mean(axis=0)
-        den += float((P * P).sum()) / len(P)
-        for k in range(1, max_lag + 1):
-            num[k] += float((P[k:] * P[:-k]).sum()) / (len(P) - k)
-    if den <= 0.0:
+        for k in range(max_lag + 1):
+            num[k] += float((P[k:] * P[:n - k]).sum()) / (n - k)
+    if num[0] <= 0.0:
         return None
-    r = num / den
-    r[0] = 1.0
+    r = num / num[0]
     for k in range(1, max_lag + 1):
         if r[k] < 0.5:
             lag = k - 1 + (r[k - 1] - 0.5) / (r[k - 1] - r[k])
-            return lag / math.sqrt(2.0 * math.log(2.0))
+            return lag / _HALF_HEIGHT
     return None
 
 
@@ -753,8 +752,7 @@ def _blur_shift(b, s1, px, contrast_db, side_px):
     past = b[min(s1 + int(round(1.0 / px)), T):]
     if len(past):
         parts.append(past)
-    half_height = math.sqrt(2.0 * math.log(2.0))      # half-height lag / sigma
-    w = _speckle_width(parts, max(4, int(math.ceil(_BLUR_MAX_MM * half_height / px))))
+    w = _speckle_width(parts, max(4, int(math.ceil(_BLUR_MAX_MM * _HALF_HEIGHT / px))))
     if w is None:
         return 0.0
     R = 10.0 ** (min(contrast_db, 40.0) / 20.0)
@@ -796,7 +794,7 @@ def _drop(c, k, lo, hi, a0, bg):
 class _Frame:
     """What the candidates of one frame share."""
 
-    def __init__(self, c, img, geometry, roi_px, prior_deg, work, dr=60.0):
+    def __init__(self, c, img, geometry, roi_px, prior_deg, work):
         self.c, self.img, self.g = c, img, geometry
         self.R, self.C = img.shape
         self.px = min(geometry.spacing_mm)
@@ -805,7 +803,6 @@ class _Frame:
         self.prior_deg = prior_deg
         self.scale = 1.0 / 255.0 if img.dtype == np.uint8 else 1.0
         self.work = work
-        self.dr = dr
 
     def band(self, p, u, t0, t1, half_px):
         T = int(math.floor(t1 - t0)) + 1
@@ -931,7 +928,6 @@ def _evaluate(fr, p, u):
     far = rc[min(s1 + int(round(_BG_MM / px)), len(rc)):]
     bg = _med(far) if len(far) >= int(round(1.0 / px)) else _med(rc[s1:])
     s1, level = _drop(rc, s1, lo, hi, max(s1 - lo - int(round(_LINE_MM / px)), s0, 0), bg)
-    blur = _blur_shift(b2, s1, px, (level - bg) * fr.dr, z - a + 1)
     # 3. detection statistic: the shaft against the rest of its line and against its side,
     #    in robust noise units times sqrt(effective samples)
     gap = int(round(0.5 / px))
@@ -952,10 +948,11 @@ def _evaluate(fr, p, u):
         so = 1.4826 * _med(np.abs(o - mo)) + 1e-6
         return float((_med(v[s0:s1]) - mo) / so * math.sqrt(n_seg / tau))
 
-    return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, blur=blur,
-                start=e0 + s0 * u2,
+    # band, tip_contrast (display units) and side_px: the winner's blur shift (_blur_shift)
+    return dict(entry=e0, u=u2, um=um, angle=angle, tip=e0 + s1 * u2, start=e0 + s0 * u2,
                 length_mm=(s1 - s0) * px, sagitta_mm=sagitta,
-                snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl), prof=rb, k=(s0, s1))
+                snr_side=snr(r), snr_line=snr(prof), snr_lower=snr(rl), prof=rb, k=(s0, s1),
+                band=b2, tip_contrast=level - bg, side_px=z - a + 1)
 
 
 def _shadow_tip(fr, tip, u, um):
@@ -1124,7 +1121,7 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
         acc = call.xp.asnumpy(acc)
     if fov_edge is not None and call.xp is not np:
         fov_edge = call.xp.asnumpy(fov_edge)
-    fr = _Frame(call, disp, g, roi_px, (lo, hi), (fov_edge, f), dr)
+    fr = _Frame(call, disp, g, roi_px, (lo, hi), (fov_edge, f))
     best = None
     for ia, ir, votes in _peaks(np.asarray(acc, np.float64), prior, _MAX_CANDIDATES):
         if best is not None and best["valid"] and best["snr"] >= 2.0 * DETECTION_SNR:
@@ -1155,9 +1152,9 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
             best["tip"] = st
     if "tip_shaft" not in best:
         # the change point of a blurred end lies past the tip (_blur_shift)
+        best["blur"] = _blur_shift(best["band"], best["k"][1], fr.px, best["tip_contrast"] * dr,
+                                   best["side_px"])
         best["tip"] = best["tip"] - best["blur"] * best["u"]
-    else:
-        best["blur"] = 0.0
     return _estimate(best, g)
 
 

@@ -94,21 +94,25 @@ def atomic_write(path, mode: str = "wb", *, encoding=None, newline=None):
 
 
 class CommitOnSuccess:
-    """``with`` support for a writer with ``close()`` (commit: the file appears at its path) and
-    ``abort()`` (drop it): leaving the block normally commits, an exception aborts."""
+    """``with`` support for an output that is committed (a writer's ``close()``: the file
+    appears at its path; :class:`AtomicDirectory` renames its folder in) or dropped
+    (``abort()``): leaving the block normally commits, an exception aborts."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.close()
+            self._commit()
         else:
             self.abort()
         return False
 
+    def _commit(self):
+        self.close()
 
-class AtomicDirectory:
+
+class AtomicDirectory(CommitOnSuccess):
     """Build an output folder under a temporary name; rename it into place on success.
 
     ``with AtomicDirectory("out/run1") as d: (d / "results.json").write_text(...)`` — ``d`` is
@@ -171,9 +175,5 @@ class AtomicDirectory:
             _remove(self.tmp_path)
             self.tmp_path = None
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-        return False
+    def _commit(self):
+        self.commit()
