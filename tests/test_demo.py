@@ -3,15 +3,18 @@ measured against the simulator's truth.
 
 The needle-localisation targets are median tip error <= 0.3 mm, p95 <= 1.0 mm, median angle
 error <= 0.5 deg, p95 <= 2 deg and detection >= 99 % of the frames with >= 5 mm visible. The
-demo's sequence (seed 7: a faint 21 dB needle whose tip fades by 13 dB over its last 1.2 mm,
-RF through the whole chain) is a hard one. The detector meets the angle targets (measured 0.02 /
-0.14 deg) and the tip p95 (0.89 mm), not the tip median (0.40 mm: the faded end is found short)
-nor detection (98.7 %: one miss, the first frame with 5 mm in view, where the needle is a short
-faint stretch at the image's corner); the assertions below hold those at the measured levels
-so that they cannot regress. The tracker lowers the median (0.37 mm) but not the RMSE here (0.54
-against the detector's 0.52 mm): the needle is advanced at up to 14 mm/s, and the tip's
-filter takes a few frames to pick up the speed after a start or a reversal. On demo seeds 0-9
-pooled the tracker's RMSE is the lower (0.32 against 0.34 mm; benchmarks/RESULTS.md).
+demo images its insertion (seed 7: a needle at 54 deg, RF through the whole chain) with the
+simulator's default look. Measured there: detector 100 %, tip median 0.13 mm, p95 0.61 mm,
+angle 0.02 / 0.13 deg; tracked 100 %, 0.13 / 0.47 mm, RMSE 0.22 mm against the detector's
+0.28 mm. Over seeds 0-9 with the default look the tracked tip meets every target on all ten
+(detector: nine; seed 1's detector p95 is 1.27 mm, with one miss; benchmarks/RESULTS.md).
+
+``--look random`` draws the look from the seed too. Seed 7 then draws the hardest kind: a 21 dB
+needle at 54 deg whose specular echo is gone, so the shaft stands about 6 dB above the tissue
+and its last half-millimetre, fading by 13 dB, less than 2 dB. The detector finds that tip short:
+median 0.40 mm, detection 98.7 %; seven of ten random-look seeds meet every target. Those looks
+are the needle's accuracy suite's (tests/test_needle_accuracy.py), where the targets are measured
+over the simulator's variety; the last test here only checks that the option draws them.
 """
 import json
 import time
@@ -19,6 +22,7 @@ import time
 import pytest
 
 import usfast as us
+from usfast import sim
 from usfast.cli import main
 
 
@@ -39,20 +43,34 @@ def test_demo_outputs_and_accuracy(tmp_path, capsys):
     assert m["usfast_version"] == us.__version__ and m["backend"] in ("cpu", "cuda", "cupy")
     for stage in ("bmode", "scan", "speckle", "needle", "tracking", "overlay", "total"):
         assert m["latency_ms"][stage]["median_ms"] > 0
-    acc = m["accuracy"]["detector"]
-    assert acc["frames_evaluated"] >= 30 and acc["frames_with_tip_in_view"] >= 20
-    assert acc["angle_error_median_deg"] <= 0.5, acc      # target met
-    assert acc["angle_error_p95_deg"] <= 2.0, acc         # target met
-    # measured: detection 98.7 %, tip median 0.40 mm, p95 0.89 mm
-    assert acc["detection_rate"] >= 0.98, acc             # target 0.99: not yet
-    assert acc["tip_error_median_mm"] <= 0.45, acc        # target 0.3 mm: not yet
-    assert acc["tip_error_p95_mm"] <= 1.0, acc            # target met
-    trk = m["accuracy"]["tracked"]
-    # measured: RMSE 0.54 mm (detector 0.52 mm), median 0.37 mm
-    assert trk["tip_error_rmse_mm"] <= 1.05 * acc["tip_error_rmse_mm"], (trk, acc)
-    assert trk["tip_error_rmse_mm"] <= 0.55, trk
-    assert trk["tip_error_median_mm"] <= acc["tip_error_median_mm"], (trk, acc)
+    assert m["look_drawn"] == "default" and m["look"] == sim.Look().to_dict()
+    for who in ("detector", "tracked"):  # the needle issue's targets
+        acc = m["accuracy"][who]
+        assert acc["frames_evaluated"] >= 30 and acc["frames_with_tip_in_view"] >= 20, acc
+        assert acc["detection_rate"] >= 0.99, (who, acc)
+        assert acc["tip_error_median_mm"] <= 0.3, (who, acc)
+        assert acc["tip_error_p95_mm"] <= 1.0, (who, acc)
+        assert acc["angle_error_median_deg"] <= 0.5, (who, acc)
+        assert acc["angle_error_p95_deg"] <= 2.0, (who, acc)
+    det, trk = m["accuracy"]["detector"], m["accuracy"]["tracked"]
+    assert trk["tip_error_rmse_mm"] < det["tip_error_rmse_mm"], (trk, det)
     assert elapsed < 60, f"the demo took {elapsed:.1f} s"
+
+
+def test_demo_random_look_is_drawn_from_the_seed(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["demo", "--quiet", "--out", str(out), "--frames", "3", "--look", "random",
+                 "--seed", "7"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["look_drawn"] == "random"
+    assert m["look"] == sim.Look.random(7).to_dict() != sim.Look().to_dict()
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        main(["demo", "--quiet", "--out", str(tmp_path / "x"), "--look", "dim"])
+    assert e.value.code == 2
+    assert "--look" in capsys.readouterr().err
+    with pytest.raises(us.InputError, match="look"):
+        us.demo.run(out=str(tmp_path / "y"), look="dim")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_demo_refuses_to_overwrite(tmp_path, capsys):

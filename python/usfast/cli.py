@@ -13,7 +13,8 @@ EXAMPLES = {
     "info": "usfast info\n  usfast info --json",
     "doctor": "usfast doctor\n  usfast doctor --backend cpu",
     "bench": "usfast bench\n  usfast bench --size 1024 --backend cpu --frames 20",
-    "demo": "usfast demo\n  usfast demo --out my-demo --frames 60 --quiet",
+    "demo": "usfast demo\n  usfast demo --out my-demo --frames 60 --quiet\n"
+             "  usfast demo --look random --seed 3 --out hard-demo",
     "process": ("usfast process scan.dcm -o results/\n"
                 "  usfast process clip.mp4 -o results/ --spacing-mm 0.1\n"
                 "  usfast process seq.seq.nrrd -o results/ --config pipeline.toml --backend cpu"),

@@ -22,6 +22,9 @@ def add_demo(add):
     s.add_argument("--frames", type=int, default=90, help="frames to simulate (default 90)")
     s.add_argument("--fps", type=float, default=20.0, help="frame rate of the simulated clip")
     s.add_argument("--seed", type=int, default=7, help="simulation seed")
+    s.add_argument("--look", choices=["default", "random"], default="default",
+                   help="imaging and needle appearance: the simulator's defaults, or drawn "
+                        "from the seed (faint needles, fading tips, other PSFs)")
     s.add_argument("--backend", choices=["cpu", "cuda", "cupy", "reference"],
                    help="backend (default: the best present)")
     s.add_argument("--speckle", default="guided", help="speckle filter (or 'none')")
@@ -134,7 +137,7 @@ def cmd_demo(args):
     from . import demo
     summary = demo.run(out=args.out, frames=args.frames, fps=args.fps, seed=args.seed,
                        backend=args.backend, speckle=args.speckle, quiet=args.quiet,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, look=args.look)
     if not args.quiet:
         _print_summary(summary)
     return 0

@@ -70,19 +70,33 @@ def _errors(results, truth, key):
             "angle_error_median_deg": q(ang, 50), "angle_error_p95_deg": q(ang, 95)}
 
 
+LOOKS = ("default", "random")
+
+
 def run(out="usfast-demo", frames=90, fps=20.0, seed=7, backend=None, speckle="guided",
-        quiet=True, overwrite=False):
-    """Simulate, process and write the demo outputs into ``out``; returns the summary dict."""
+        quiet=True, overwrite=False, look="default"):
+    """Simulate, process and write the demo outputs into ``out``; returns the summary dict.
+
+    seed draws the insertion: its angle (15-65 deg), entry, gauge, events, hand tremor, probe
+    motion, the tissue and the speckle. look: "default" images it with the simulator's
+    documented defaults (:class:`usfast.sim.Look`: 7.5 MHz, a 30 dB needle echo, 60 dB
+    display); "random" draws the imaging and the needle's appearance from the seed as well
+    (``Look.random(seed)``: frequency, PSF, gain, dynamic range, needle brightness, bevel or
+    fading tip), the variety the needle's accuracy tables are measured over, faint needles
+    included."""
     import cv2
 
     from . import io as usio
     from . import sim
+    from ._errors import fail
     from .cli_pipeline import Progress
 
     if int(frames) < 2:
-        from ._errors import fail
         raise fail("demo", "frames", "at least 2 frames", frames)
-    seq = sim.insertion(duration_s=frames / fps, fps=fps, seed=seed)
+    if look not in LOOKS:
+        raise fail("demo", "look", "one of " + ", ".join(LOOKS), look)
+    seq = sim.insertion(duration_s=frames / fps, fps=fps, seed=seed,
+                        variety=(look == "random"))
     probe = _probe_for(seq.geometry)
     f0 = seq.look.f0_mhz * 1e6
     fs = 40e6 if f0 < 8e6 else 60e6
@@ -128,7 +142,8 @@ def run(out="usfast-demo", frames=90, fps=20.0, seed=7, backend=None, speckle="g
         lat = pipe.timings()
         summary = {
             "usfast_version": __version__, "backend": _backend_name(backend),
-            "frames": len(seq), "fps_simulated": fps, "seed": seed, "out": str(out),
+            "frames": len(seq), "fps_simulated": fps, "seed": seed, "look_drawn": look,
+            "out": str(out),
             "video": video_path, "accuracy": acc, "latency_ms": lat,
             "simulation_ms_per_frame": 1e3 * float(np.median(sim_times)),
             "parameters": pipe.config(),
