@@ -6,8 +6,9 @@ error <= 0.5 deg, p95 <= 2 deg and detection >= 99 % of the frames with >= 5 mm 
 demo images its insertion (seed 7: a needle at 54 deg, RF through the whole chain) with the
 simulator's default look. Measured there: detector 100 %, tip median 0.13 mm, p95 0.61 mm,
 angle 0.02 / 0.13 deg; tracked 100 %, 0.13 / 0.47 mm, RMSE 0.22 mm against the detector's
-0.28 mm. Over seeds 0-9 with the default look the tracked tip meets every target on all ten
-(detector: nine; seed 1's detector p95 is 1.27 mm, with one miss; benchmarks/RESULTS.md).
+0.28 mm. Over seeds 0-9 with the default look the tracked tip meets every target on nine
+(seed 1: p95 1.003 mm), the detector on nine (seed 1: p95 1.27 mm, one miss;
+benchmarks/RESULTS.md).
 
 ``--look random`` draws the look from the seed too. Seed 7 then draws the hardest kind: a 21 dB
 needle at 54 deg whose specular echo is gone, so the shaft stands about 6 dB above the tissue

@@ -375,3 +375,23 @@ def test_speckle_width_is_none_on_smoothed_speckle():
     padded = np.concatenate((np.zeros((200, sp.shape[1])), sp))
     assert nd._speckle_width([padded], 8) == pytest.approx(nd._speckle_width([sp], 8))
     assert nd._speckle_width([np.zeros((200, 8))], 8) is None
+
+
+def test_accumulator_peaks_leave_room_for_other_angles():
+    """Layered tissue: five strong parallel lines at 15 deg and a weaker one (0.6 of the
+    strongest) at 50 deg. At most two of the four lines examined lie within 6 deg of one
+    another's angle, so the 50 deg line is examined; it would have been fifth."""
+    A, NR = 180, 200
+    acc = np.zeros((A, NR))
+    th0 = -90.0
+    for k, v in enumerate((1.0, 0.95, 0.9, 0.85, 0.8)):
+        acc[15 - int(th0), 20 + 30 * k] = v
+    acc[50 - int(th0), 100] = 0.6
+    prior = np.ones(A, np.float32)
+    peaks = nd._peaks(acc, prior, 4)
+    angles = [round(ia + th0) for ia, ir, v in peaks]
+    assert angles.count(15) == 2 and 50 in angles, peaks
+    assert [v for *_, v in peaks][:2] == [1.0, 0.95]
+    # without other angles present the limit gives no more lines than there are
+    acc[50 - int(th0), 100] = 0.0
+    assert len(nd._peaks(acc, prior, 4)) == 2

@@ -362,6 +362,40 @@ def test_a_bad_tip_that_brings_a_lost_needle_back_does_not_stay():
         assert tip_err(s, tip) < 0.5, tip_err(s, tip)
 
 
+def test_a_new_track_started_on_a_bad_tip_leaves_it_at_the_next_detection():
+    """A new track from two consistent detections of an advancing needle (4 mm/s), the second
+    with its tip 2.4 mm short (within the 2.5 mm candidate tolerance of the first, so both
+    start the track): that tip is not confirmed, and the next good detection, 2.6 mm ahead of
+    it, replaces it. Before this rule the filter held the bad tip against the good ones."""
+    frames = straight_sequence(6, speed=4.0, seed=5, tip_sigma=0.05)
+    tr = NeedleTracker(GEOM)
+    t, det, tip, *_ = frames[0]
+    assert tr.update_estimate(det, t=t).status != "tracking"
+    t, det, tip, *_ = frames[1]
+    a = math.radians(det.angle_deg)
+    short = (tip[0] - 2.4 * math.cos(a), tip[1] - 2.4 * math.sin(a))
+    s = tr.update_estimate(needle_estimate(short, det.angle_deg, conf=det.confidence), t=t)
+    assert s.status == "tracking" and tip_err(s, tip) > 2.0      # started on the bad tip
+    for t, det, tip, *_ in frames[2:]:
+        s = tr.update_estimate(det, t=t)
+        assert tip_err(s, tip) < 0.3, tip_err(s, tip)
+
+
+def test_a_new_track_from_agreeing_detections_keeps_its_tip_against_an_outlier():
+    """The other side of that rule: two detections that agree confirm the tip, and a single
+    3 mm outlier on the next frame is gated out rather than taken."""
+    frames = straight_sequence(6, speed=0.0, seed=6, tip_sigma=0.05)
+    tr = NeedleTracker(GEOM)
+    for t, det, tip, *_ in frames[:2]:
+        s = tr.update_estimate(det, t=t)
+    assert s.status == "tracking"
+    t, det, tip, *_ = frames[2]
+    a = math.radians(det.angle_deg)
+    far = (tip[0] - 3.0 * math.cos(a), tip[1] - 3.0 * math.sin(a))
+    s = tr.update_estimate(needle_estimate(far, det.angle_deg, conf=det.confidence), t=t)
+    assert tip_err(s, tip) < 0.5, tip_err(s, tip)
+
+
 def test_large_jump_that_persists_resets_the_track():
     """The probe moves: the needle now appears 6 mm deeper at 45 degrees and stays there.
     The first reset_after - 1 detections are gated out (coasting on the old track); then the

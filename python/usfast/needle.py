@@ -521,6 +521,8 @@ def needle_enhance(img, *, geometry=None, angle_range_deg=(10.0, 80.0), side=Non
 _VOTE_QUANTILE = 0.97   # voters: the strongest 3 % of the enhanced image
 _TOL_DEG = 5.0          # orientation agreement half-width of a vote
 _MAX_CANDIDATES = 4     # Hough peaks examined (those above half the highest)
+_PER_ANGLE = 2          # ... of which at most this many within
+_PER_ANGLE_DEG = 6      # ... this many degrees (bins) of one another's angle
 _BAND_MM = 1.0          # half-width of the band searched across the accumulator's line
 _BLOCK_MM = 1.0         # blocks along the axis for the cross-profile peaks
 _LINE_MM = 3.0          # the shaft's line in the tip's change point starts this far before
@@ -571,11 +573,16 @@ def _roi(func, roi, geometry, shape):
 
 def _peaks(acc, prior, n):
     """Up to n local maxima of acc over allowed bins (non-maximum suppression of +-4 degrees,
-    +-6 offsets), those above half the highest, refined to sub-bin by parabolas."""
+    +-6 offsets), those above half the highest, refined to sub-bin by parabolas. At most
+    _PER_ANGLE of them lie within +-_PER_ANGLE_DEG of one another's angle: layered tissue
+    (fascia, muscle sheets) offers many parallel lines, which would otherwise take every
+    place and leave the needle's line unexamined."""
     a = np.where(prior[:, None] > 0, acc, 0.0)
     A, NR = a.shape
     out = []
     top = None
+    near = np.zeros(A, dtype=np.int64)   # peaks taken within _PER_ANGLE_DEG of each angle
+    ja = np.arange(-_PER_ANGLE_DEG, _PER_ANGLE_DEG + 1)
     for _ in range(n):
         i = int(np.argmax(a))
         ia, ir = divmod(i, NR)
@@ -594,6 +601,8 @@ def _peaks(acc, prior, n):
         out.append((ia + da, ir + dr, v))
         for j in range(-4, 5):
             a[(ia + j) % A, max(ir - 6, 0):ir + 7] = 0.0
+        near[(ia + ja) % A] += 1
+        a[near >= _PER_ANGLE] = 0.0
     return out
 
 
@@ -1054,10 +1063,12 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     2. Line accumulator in the core (kernels/hough.cuh): the strongest 3 % of the enhanced
        pixels vote for (theta, rho) at 1 degree x 1 working pixel, each within 5 degrees of its
        own orientation (weight: response x agreement), only at angles the prior allows.
-    3. For the highest peaks (up to 4, above half the highest): at full resolution, a band
-       along the line is sampled (kernels/linefilter.cuh); the peak of the cross profile in 1 mm
-       blocks along the bright stretch gives points that a robust (reweighted, 3-sigma trimmed)
-       weighted least-squares line fit turns into the axis. The angle is measured in mm.
+    3. For the highest peaks (up to 4, above half the highest, at most two of them within 6
+       degrees of one another: parallel layers do not take every place): at full resolution,
+       a band along the line is sampled (kernels/linefilter.cuh); the peak of the cross
+       profile in 1 mm blocks along the bright stretch gives points that a robust (reweighted,
+       3-sigma trimmed) weighted least-squares line fit turns into the axis. The angle is
+       measured in mm.
     4. Tip: along the refined axis, the profile of the line's contrast over both its sides
        (tissue brightness changes cancel); its bright stretch is the run with most samples above
        a level midway between shaft and background (a sign test, iterated); then the change

@@ -46,7 +46,9 @@ the axis at signed position ``s = u . (tip - c)`` and moves along it with veloci
 * Re-acquisition: when lost, a detection consistent with the last axis resumes the track at
   once (its tip stays unconfirmed until a next detection agrees with it within
   ``candidate_tip_tol_mm``; one that does not replaces it); otherwise ``acquire_frames``
-  mutually consistent detections start a new one.
+  mutually consistent detections start a new one, whose tip is unconfirmed in the same way
+  when the last two of them place it more than half ``candidate_tip_tol_mm`` apart (one may
+  be a bad tip: a track started on one held it for three frames).
 * Tip along an accepted axis: a gated-out tip adds noise (``q_accel_miss_mm_s2``) and damps
   the velocity (``tip_miss_velocity_factor``). A tip that jumps back further than the needle
   can move at ``max_speed_mm_s`` since the tip was last seen is the tip leaving the slice
@@ -878,8 +880,10 @@ class NeedleTracker:
         self._hold = 0
         # back on the axis it was lost on from one detection: the axis is confirmed by the
         # track's past, the tip is not (it may be a bad tip, and the filter would then hold on
-        # to it against the next, good ones)
-        self._tip_tentative = len(cands) == 1
+        # to it against the next, good ones); nor is it when the last two detections' tips
+        # disagree by more than half the candidate tolerance (one of them may be a bad tip)
+        self._tip_tentative = len(cands) == 1 or (
+            abs(pts[-1][0] - pts[-2][0]) > 0.5 * self._cand_tip)
 
     def _consistent(self, a, b):
         dth = _wrap_pi(b.th - a.th)
