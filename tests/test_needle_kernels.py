@@ -388,10 +388,10 @@ def test_accumulator_peaks_leave_room_for_other_angles():
         acc[15 - int(th0), 20 + 30 * k] = v
     acc[50 - int(th0), 100] = 0.6
     prior = np.ones(A, np.float32)
-    peaks = nd._peaks(acc, prior, 4)
+    peaks = nd._peaks(acc, prior, 4, 0.5)
     angles = [round(ia + th0) for ia, ir, v in peaks]
     assert angles.count(15) == 2 and 50 in angles, peaks
     assert [v for *_, v in peaks][:2] == [1.0, 0.95]
     # without other angles present the limit gives no more lines than there are
     acc[50 - int(th0), 100] = 0.0
-    assert len(nd._peaks(acc, prior, 4)) == 2
+    assert len(nd._peaks(acc, prior, 4, 0.5)) == 2

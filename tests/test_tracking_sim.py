@@ -27,8 +27,8 @@ Thresholds, and why:
   costs about 0.01 mm there (the bound was 0.005 mm before the detector reached 0.04 mm on
   these seeds). Seeds 6-11 were not used to set any
   tracker constant: :func:`test_tracked_tip_rmse_on_held_out_seeds` asserts the pooled RMSE
-  below the detector's there too (measured 0.358 vs 0.400 mm) and per seed at most 1.15 x
-  (measured 0.79-1.08 x; seed 9: 0.326 vs 0.303 mm).
+  below the detector's there too (measured 0.362 vs 0.405 mm) and per seed at most 1.15 x
+  (measured 0.81-1.08 x; seed 9: 0.326 vs 0.303 mm).
 * Detector with outliers (:func:`test_tracked_tip_rmse_beats_a_detector_with_outliers`): the
   same detections with every 6th-or-so tip moved 2.5-5 mm short along the shaft (the
   commonest detector failure: a faint tip). The tracked RMSE is below 0.7 x the detector's on

@@ -520,7 +520,10 @@ def needle_enhance(img, *, geometry=None, angle_range_deg=(10.0, 80.0), side=Non
 # ---- localisation -------------------------------------------------------------------------------
 _VOTE_QUANTILE = 0.97   # voters: the strongest 3 % of the enhanced image
 _TOL_DEG = 5.0          # orientation agreement half-width of a vote
-_MAX_CANDIDATES = 4     # Hough peaks examined (those above half the highest)
+_MAX_CANDIDATES = 8     # Hough peaks examined (those above _PEAK_FLOOR of the highest);
+_PEAK_FLOOR = 0.3       # beyond the _FIRST_CANDIDATES highest, a line's detection statistic
+_FIRST_CANDIDATES = 4   # must clear the threshold by _EXTRA_SNR more (each line examined is
+_EXTRA_SNR = 4.0        # one more chance for a noise line to pass)
 _PER_ANGLE = 2          # ... of which at most this many within
 _PER_ANGLE_DEG = 6      # ... this many degrees (bins) of one another's angle
 _BAND_MM = 1.0          # half-width of the band searched across the accumulator's line
@@ -571,9 +574,9 @@ def _roi(func, roi, geometry, shape):
     return (c0, c1, r0, r1)
 
 
-def _peaks(acc, prior, n):
+def _peaks(acc, prior, n, floor):
     """Up to n local maxima of acc over allowed bins (non-maximum suppression of +-4 degrees,
-    +-6 offsets), those above half the highest, refined to sub-bin by parabolas. At most
+    +-6 offsets), those above floor times the highest, refined to sub-bin by parabolas. At most
     _PER_ANGLE of them lie within +-_PER_ANGLE_DEG of one another's angle: layered tissue
     (fascia, muscle sheets) offers many parallel lines, which would otherwise take every
     place and leave the needle's line unexamined."""
@@ -589,7 +592,7 @@ def _peaks(acc, prior, n):
         v = float(a[ia, ir])
         if top is None:
             top = v
-        if not v > 0 or v < 0.5 * top:
+        if not v > 0 or v < floor * top:
             break
 
         def vertex(y0, y1, y2):
@@ -800,6 +803,20 @@ def _drop(c, k, lo, hi, a0, bg):
     return int(t[j]), float(level)
 
 
+def _line_fit(t, y, w):
+    """Weighted least-squares line y = c0 + c1 t (closed form, about the weighted mean of t);
+    None when the points do not determine a slope."""
+    W = float(w.sum())
+    tm = float((w * t).sum()) / W
+    ym = float((w * y).sum()) / W
+    dt = t - tm
+    stt = float((w * dt * dt).sum())
+    if not stt > 1e-9 * W * (1.0 + tm * tm):
+        return None
+    c1 = float((w * dt * (y - ym)).sum()) / stt
+    return ym - c1 * tm, c1
+
+
 class _Frame:
     """What the candidates of one frame share."""
 
@@ -866,9 +883,9 @@ def _evaluate(fr, p, u):
     for _ in range(3):
         if keep.sum() < 2:
             return None
-        sw = np.sqrt(ww[keep])
-        A = np.stack((np.ones(keep.sum()), tt[keep]), 1) * sw[:, None]
-        coef = np.linalg.lstsq(A, yy[keep] * sw, rcond=None)[0]
+        coef = _line_fit(tt[keep], yy[keep], ww[keep])
+        if coef is None:
+            return None
         res = yy - (coef[0] + coef[1] * tt)
         s = 1.4826 * _med(np.abs(res[keep])) + 0.3
         keep = np.abs(res) < 3.0 * s
@@ -1063,7 +1080,7 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     2. Line accumulator in the core (kernels/hough.cuh): the strongest 3 % of the enhanced
        pixels vote for (theta, rho) at 1 degree x 1 working pixel, each within 5 degrees of its
        own orientation (weight: response x agreement), only at angles the prior allows.
-    3. For the highest peaks (up to 4, above half the highest, at most two of them within 6
+    3. For the highest peaks (up to 8, above 0.3 of the highest, at most two of them within 6
        degrees of one another: parallel layers do not take every place): at full resolution,
        a band along the line is sampled (kernels/linefilter.cuh); the peak of the cross
        profile in 1 mm blocks along the bright stretch gives points that a robust (reweighted,
@@ -1088,7 +1105,9 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
     5. Decision: the shaft must be straight (sagitta <= 0.4 mm), at least 3 mm long, inside
        the angle prior and the ROI; its detection statistic is the smallest of three robust
        SNRs (the shaft against the rest of its line, and against the bands on either side)
-       times the square root of its effective sample count (0.3 mm of speckle correlation).
+       times the square root of its effective sample count (0.3 mm of speckle correlation),
+       less 4 for a line beyond the accumulator's four highest (each line examined is one more
+       chance for a noise line to pass).
        ``confidence = 1 / (1 + exp(-(snr - DETECTION_SNR)))``; ``found`` when it is at least
        0.5. DETECTION_SNR is set on needle-free simulated sequences (fascia, vessels, speckle)
        for about 1 % false detections (benchmarks/needle_accuracy.md).
@@ -1134,7 +1153,8 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
         fov_edge = call.xp.asnumpy(fov_edge)
     fr = _Frame(call, disp, g, roi_px, (lo, hi), (fov_edge, f))
     best = None
-    for ia, ir, votes in _peaks(np.asarray(acc, np.float64), prior, _MAX_CANDIDATES):
+    peaks = _peaks(np.asarray(acc, np.float64), prior, _MAX_CANDIDATES, _PEAK_FLOOR)
+    for rank, (ia, ir, votes) in enumerate(peaks):
         if best is not None and best["valid"] and best["snr"] >= 2.0 * DETECTION_SNR:
             break  # a clear needle already: weaker peaks cannot win
         t = math.radians(grid.theta0 + ia * grid.dtheta)
@@ -1150,6 +1170,8 @@ def locate_needle(img, *, geometry=None, angle_range_deg=None, side=None, roi=No
         tip = cand["tip"]
         cand["votes"] = votes
         cand["snr"] = min(cand["snr_side"], cand["snr_lower"], cand["snr_line"])
+        if rank >= _FIRST_CANDIDATES:
+            cand["snr"] -= _EXTRA_SNR
         cand["valid"] = (cand["length_mm"] >= _MIN_LEN_MM and cand["sagitta_mm"] <= _MAX_SAGITTA_MM
                          and c0 - 1 <= tip[0] <= c1 + 1 and r0 - 1 <= tip[1] <= r1 + 1)
         if best is None or (cand["valid"], cand["snr"]) > (best["valid"], best["snr"]):
