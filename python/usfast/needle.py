@@ -520,12 +520,12 @@ def needle_enhance(img, *, geometry=None, angle_range_deg=(10.0, 80.0), side=Non
 # ---- localisation -------------------------------------------------------------------------------
 _VOTE_QUANTILE = 0.97   # voters: the strongest 3 % of the enhanced image
 _TOL_DEG = 5.0          # orientation agreement half-width of a vote
-_MAX_CANDIDATES = 8     # Hough peaks examined (those above _PEAK_FLOOR of the highest);
-_PEAK_FLOOR = 0.3       # beyond the _FIRST_CANDIDATES highest, a line's detection statistic
-_FIRST_CANDIDATES = 4   # must clear the threshold by _EXTRA_SNR more (each line examined is
-_EXTRA_SNR = 4.0        # one more chance for a noise line to pass)
-_PER_ANGLE = 2          # ... of which at most this many within
-_PER_ANGLE_DEG = 6      # ... this many degrees (bins) of one another's angle
+_MAX_CANDIDATES = 8     # Hough peaks examined: at most this many, those above
+_PEAK_FLOOR = 0.3       # this fraction of the highest, and at most
+_PER_ANGLE = 2          # this many of them within
+_PER_ANGLE_DEG = 6      # this many degrees (bins) of one another's angle
+_FIRST_CANDIDATES = 4   # beyond this many of the highest, a line's detection statistic must clear
+_EXTRA_SNR = 4.0        # the threshold by this much more (one more chance for a noise line)
 _BAND_MM = 1.0          # half-width of the band searched across the accumulator's line
 _BLOCK_MM = 1.0         # blocks along the axis for the cross-profile peaks
 _LINE_MM = 3.0          # the shaft's line in the tip's change point starts this far before
