@@ -542,7 +542,8 @@ _FAINT_Z = 1.5          # significance of the faint stretch before it (see _fain
 _BLUR_MAX_MM = 0.3      # widest speckle correlation length that shifts the tip (_blur_shift)
 #: detection statistic at which confidence is 0.5: set on needle-free sequences of usfast.sim
 #: for about 1 % of their frames reporting a needle (1.2 % on seeds 0-99 where it was set, 1.0 %
-#: on the test's seeds 2000-2099; see tests/test_needle_accuracy.py)
+#: on the test's seeds 2000-2099; with the accumulator's lines examined as now, 1.0 % on both;
+#: see tests/test_needle_accuracy.py)
 DETECTION_SNR = 5.0
 
 
