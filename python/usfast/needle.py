@@ -789,10 +789,18 @@ def _drop(c, k, lo, hi, a0, bg):
     def cum(v):
         return np.concatenate(([0.0], np.cumsum(v)))
 
-    S1, S2, Y, XY, YY = cum(i), cum(i * i), cum(c), cum(i * c), cum(c * c)
+    # sums of i and of i^2 over [0, k), in closed form
+    def s1(q):
+        return q * (q - 1) / 2.0
+
+    def s2(q):
+        return (q - 1) * q * (2 * q - 1) / 6.0
+
+    Y, XY, YY = cum(c), cum(i * c), cum(c * c)
     R = cum((c - bg) ** 2)
     m = (t - a0).astype(np.float64)
-    sx, sxx = S1[t] - S1[a0], S2[t] - S2[a0]
+    tf = t.astype(np.float64)
+    sx, sxx = s1(tf) - s1(a0), s2(tf) - s2(a0)
     sy, sxy, syy = Y[t] - Y[a0], XY[t] - XY[a0], YY[t] - YY[a0]
     vx = sxx - sx * sx / m
     cxy = sxy - sx * sy / m

@@ -152,6 +152,17 @@ class NeedleState(NeedleEstimate):
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _mix(w0, w1, a, b):
+    """The moment-matched mixture [s, v, d, e, f] (position, velocity and the covariance's
+    ss, sv, vv) of two tip models a and b weighed w0 and w1."""
+    s = w0 * a[0] + w1 * b[0]
+    v = w0 * a[1] + w1 * b[1]
+    ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
+    return [s, v, w0 * (a[2] + ds0 * ds0) + w1 * (b[2] + ds1 * ds1),
+            w0 * (a[3] + ds0 * dv0) + w1 * (b[3] + ds1 * dv1),
+            w0 * (a[4] + dv0 * dv0) + w1 * (b[4] + dv1 * dv1)]
+
+
 def _wrap_pi(a):
     """Angle difference wrapped to ``[-pi, pi)``."""
     return (a + _PI) % (2.0 * _PI) - _PI
@@ -568,13 +579,7 @@ class NeedleTracker:
         out = []
         for j, cj, w0 in ((0, c0, (1.0 - p_up) * m0), (1, c1, p_up * m0)):
             w0 = w0 / cj if cj > 1e-12 else 0.5
-            w1 = 1.0 - w0
-            s = w0 * a[0] + w1 * b[0]
-            v = w0 * a[1] + w1 * b[1]
-            ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
-            d = w0 * (a[2] + ds0 * ds0) + w1 * (b[2] + ds1 * ds1)
-            e = w0 * (a[3] + ds0 * dv0) + w1 * (b[3] + ds1 * dv1)
-            f_ = w0 * (a[4] + dv0 * dv0) + w1 * (b[4] + dv1 * dv1)
+            s, v, d, e, f_ = _mix(w0, 1.0 - w0, a, b)
             if j == 0:
                 # steady: constant velocity, white acceleration q_accel_mm_s2
                 q = self._q_acc
@@ -598,13 +603,8 @@ class NeedleTracker:
     def _combine_tip(self):
         """The reported tip (s, v, covariance): the models' mixture."""
         (m0, m1), (a, b) = self._mu, self._tm
-        s = m0 * a[0] + m1 * b[0]
-        v = m0 * a[1] + m1 * b[1]
-        ds0, dv0, ds1, dv1 = a[0] - s, a[1] - v, b[0] - s, b[1] - v
-        self._s, self._v = s, v
-        self._pt = [m0 * (a[2] + ds0 * ds0) + m1 * (b[2] + ds1 * ds1),
-                    m0 * (a[3] + ds0 * dv0) + m1 * (b[3] + ds1 * dv1),
-                    m0 * (a[4] + dv0 * dv0) + m1 * (b[4] + dv1 * dv1)]
+        self._s, self._v, *pt = _mix(m0, m1, a, b)
+        self._pt = pt
 
     def _set_tip(self, s, v, d, e, f_, mu1=0.5):
         """Both tip models at one state (a new track, a reset tip)."""
